@@ -1,0 +1,5 @@
+import sys
+
+from colorit.cli import main
+
+sys.exit(main())

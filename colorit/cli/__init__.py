@@ -1,0 +1,46 @@
+"""Command line: `colorit VERB ...`, one module per verb (as rembg does)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> module; each module defines add_parser(subparsers) and run(args) -> exit status.
+VERBS = {
+    "colorize": "colorit.cli.colorize",
+    "models": "colorit.cli.models",
+    "serve": "colorit.cli.serve",
+    "evaluate": "colorit.cli.evaluate",
+    "corpus": "colorit.cli.corpus",
+    "train": "colorit.cli.train",
+    "export": "colorit.cli.export",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with status 2 on usage errors; keep that, but print one line, not the usage block."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="colorit", description="Colorize black-and-white photographs and artworks.")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    for verb, module_name in VERBS.items():
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("colorit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

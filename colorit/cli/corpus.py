@@ -1,0 +1,80 @@
+"""`colorit corpus build`: the training corpus from the allowed Debian packages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from colorit.errors import ColoritError
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    corpus = subparsers.add_parser("corpus", help="build the training corpus", description=__doc__)
+    verbs = corpus.add_subparsers(dest="corpus_verb", metavar="build", required=True)
+    build = verbs.add_parser(
+        "build",
+        help="download, unpack, filter and split the corpus images",
+        description="Download the allowed Debian packages, extract their photos and artworks, filter out "
+        "icons, clip art and near-duplicates, and write DIR/train, DIR/val and DIR/manifest.csv.",
+    )
+    build.add_argument("--out", type=Path, required=True, metavar="DIR", help="corpus folder to create or complete")
+    build.add_argument(
+        "--cache", type=Path, metavar="DIR", help="where .deb files are kept and unpacked (default ~/.cache/colorit/debs)"
+    )
+    build.add_argument(
+        "--unpacked", type=Path, metavar="DIR", help="packages already unpacked, DIR/PACKAGE/usr/...: nothing is downloaded"
+    )
+    build.add_argument(
+        "--packages",
+        nargs="+",
+        metavar="PKG",
+        help="allowed packages to use (default: those of SOURCES.md but tuxpaint-stamps-default and endless-sky-data)",
+    )
+    build.add_argument(
+        "--val-fraction", type=_fraction, default=0.1, help="share of source pictures for validation (default 0.1)"
+    )
+    build.add_argument("--seed", type=int, default=0, help="changes which pictures go to validation (default 0)")
+    build.add_argument(
+        "--min-side", type=_positive, default=256, help="smallest shorter side kept, in pixels (default 256; 128 adds more)"
+    )
+    build.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    build.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from colorit.train.corpus import build_corpus, format_report
+
+    try:
+        counts = build_corpus(
+            args.out,
+            packages=args.packages,
+            cache_dir=args.cache,
+            unpacked_dir=args.unpacked,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            min_side=args.min_side,
+            jobs=args.jobs,
+        )
+    except (ColoritError, OSError) as exc:
+        print(f"colorit corpus: {exc}", file=sys.stderr)
+        return 1
+    print(format_report(counts))
+    if any(c.failure for c in counts) or not any(c.kept for c in counts):
+        return 1
+    return 0

@@ -1,0 +1,43 @@
+"""`colorit export`: a training checkpoint -> ONNX model + model card (needs the `train` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX with its model card",
+                       description="Writes OUT/NAME.onnx (opset 17, dynamic height/width) and OUT/NAME.json, "
+                                   "after checking ONNX Runtime against PyTorch on a real image.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--name", required=True, help="model name, e.g. default or seed-ae")
+    p.add_argument("--out", type=Path, default=BUNDLED_DIR, help=f"folder (default: the bundled models, {BUNDLED_DIR})")
+    p.add_argument("--parity-image", type=Path, default=None,
+                   help="real photo for the PyTorch/ONNX check (default: the first bundled sample)")
+    p.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (default model)")
+    p.add_argument("--render-size", type=int, default=384, help="working size recorded in the card")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from colorit.train.export import export
+    except ImportError as exc:
+        print(f"colorit export: needs the training extra (pip install 'colorit[train]'): {exc}", file=sys.stderr)
+        return 2
+    parity_image = args.parity_image or min((BUNDLED_DIR.parent / "samples").glob("*.[pj][np]g"))
+    if not args.checkpoint.is_file():
+        print(f"colorit export: {args.checkpoint}: no such checkpoint", file=sys.stderr)
+        return 2
+    try:
+        card = export(args.checkpoint, args.name, args.out, parity_image, args.temperature, args.render_size)
+    except ValueError as exc:
+        print(f"colorit export: {exc}", file=sys.stderr)
+        return 1
+    print(f"colorit export: wrote {args.out / (args.name + '.onnx')} ({card['parameters']:,} parameters, "
+          f"{card['gflops_256']} GFLOPs at 256 px, max |ONNX - PyTorch| = {card['onnx']['max_abs_diff_vs_pytorch']:.1e})")
+    return 0

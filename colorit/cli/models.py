@@ -1,0 +1,72 @@
+"""`colorit models`: the bundled models and what their cards say about them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("models", help="list the bundled models with their cards")
+    p.add_argument("--json", action="store_true", help="print the model cards as JSON")
+    p.set_defaults(run=run)
+
+
+def _summary(value) -> str:
+    """A card field (nested dicts and lists) as one readable line."""
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_summary(item)}" for key, item in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_summary(item) for item in value) or "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None or value == "" else str(value)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _millions(count) -> str:
+    return f"{count / 1e6:.2f} M" if isinstance(count, (int, float)) else _summary(count)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def run(args) -> int:
+    from colorit.session import MODELS_DIR, bundled_models
+
+    models = bundled_models()
+    cards = [card for _, card in models]
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    if not cards:
+        print(f"no bundled models in {MODELS_DIR}")
+        return 0
+    header = ["MODEL", "FILE", "PARAMETERS", "GFLOPS@256", "HINTS", "RENDER SIZE"]
+    rows = [header]
+    for path, card in models:
+        rows.append(
+            [
+                str(card.get("name", path.stem)),
+                _megabytes(path.stat().st_size),
+                _millions(card.get("parameters")),
+                _summary(card.get("gflops_256")),
+                "yes" if card.get("accepts_hints") else "no",
+                _summary(card.get("render_size")),
+            ]
+        )
+    width = shutil.get_terminal_size((100, 20)).columns
+    lines = _table(rows)
+    print(lines[0])
+    for line, card in zip(lines[1:], cards):
+        print(line)
+        for field in ("architecture", "training", "validation"):
+            text = f"{field}: {_summary(card.get(field))}"
+            print(textwrap.fill(text, width=width, initial_indent="    ", subsequent_indent="      "))
+    return 0

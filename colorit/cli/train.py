@@ -1,0 +1,52 @@
+"""`colorit train`: train a model on a folder of images (needs the `train` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a folder of images (recursively); run under torchrun for DDP",
+                       description="Train `default` or `seed-ae`. DIR may be a corpus from `colorit corpus build` "
+                                   "(train/ and val/) or any folder of images.")
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of colour images (recursive)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoints (last.pt, best.pt)")
+    p.add_argument("--model", choices=["default", "seed-ae"], default="default")
+    p.add_argument("--steps", type=int, default=0, help="stop after this many steps")
+    p.add_argument("--minutes", type=float, default=0.0, help="stop after this much training time")
+    p.add_argument("--crop", type=int, default=128, help="training crop size in pixels (multiple of 32)")
+    p.add_argument("--batch", type=int, default=16, help="batch size per process")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--val-every", type=int, default=200, help="validate and checkpoint every N steps")
+    p.add_argument("--max-side", type=int, default=512, help="images are decoded once, at most this size")
+    p.add_argument("--workers", type=int, default=2, help="processes decoding images at start-up")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from colorit.train.train import TrainConfig, train
+    except ImportError as exc:
+        print(f"colorit train: needs the training extra (pip install 'colorit[train]'): {exc}", file=sys.stderr)
+        return 2
+    if not args.steps and not args.minutes:
+        print("colorit train: give --steps or --minutes", file=sys.stderr)
+        return 2
+    if args.crop % 32:
+        print(f"colorit train: --crop {args.crop} is not a multiple of 32", file=sys.stderr)
+        return 2
+    names = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    try:
+        best = train(config)
+    except ValueError as exc:
+        print(f"colorit train: {exc}", file=sys.stderr)
+        return 2
+    print(f"colorit train: best checkpoint {best}")
+    return 0

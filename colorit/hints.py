@@ -1,0 +1,156 @@
+"""User point hints: parse and validate them, and render them into the network's hint channels.
+
+A hint is {"x": .., "y": .., "color": "#rrggbb", "radius": ..}: x, y and radius in pixels of the
+original image, or, with "relative": true, x and y as fractions (0..1) of the width and height and
+radius as a fraction of the longer side. Instead of "color", "ab": [a, b] gives Lab chroma directly.
+A colour given in RGB becomes ab at the luminance of the image under the hint, keeping the colour's
+chromaticity, so "red" on a light wall means light red there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from colorit.color import L_to_luminance, color_at_luminance
+from colorit.errors import HintError
+
+AB_SCALE = 110.0  # the model contract: hint channels carry ab / 110
+MAX_AB = 128.0  # sRGB colours stay within about +-110
+# Default radius as a fraction of the longer side: at the usual working size (~384 px) this is a
+# patch of about 5 px, the middle of the 1..9 px patches the hint network is trained with.
+DEFAULT_RADIUS_FRACTION = 1 / 192
+_HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A colour hint at (x, y) with a radius, all in pixels of the original image; ab in Lab units."""
+
+    x: float
+    y: float
+    ab: tuple[float, float]
+    radius: float
+
+
+def _load(data, source: str) -> list:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data).decode("utf-8", errors="replace")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise HintError(f"{source}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "hints" in data:
+        data = data["hints"]  # the web page's download format wraps the list
+    if not isinstance(data, (list, tuple)):
+        raise HintError(f"{source}: expected a list of hints, got {type(data).__name__}")
+    return list(data)
+
+
+def _finite(value, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise HintError(f"{where}: '{key}' must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _number(entry: dict, key: str, where: str) -> float:
+    return _finite(entry.get(key), key, where)
+
+
+def parse_color(text, where: str) -> tuple[float, float, float]:
+    """'#rrggbb' or '#rgb' -> sRGB floats in 0..1."""
+    match = _HEX_COLOR.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise HintError(f"{where}: bad colour {text!r} (expected '#rrggbb')")
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return tuple(int(digits[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+
+
+def _ab_of(entry: dict, L: np.ndarray, x: float, y: float, radius: float, where: str) -> tuple[float, float]:
+    if "ab" in entry and "color" not in entry:
+        ab = entry["ab"]
+        if not (isinstance(ab, (list, tuple)) and len(ab) == 2):
+            raise HintError(f"{where}: 'ab' must be a pair of numbers, got {ab!r}")
+        a, b = (_finite(value, "ab", where) for value in ab)
+        if max(abs(a), abs(b)) > MAX_AB:
+            raise HintError(f"{where}: 'ab' components must lie within +-{MAX_AB:g}, got {ab!r}")
+        return a, b
+    if "color" not in entry:
+        raise HintError(f"{where}: missing 'color' (e.g. \"#c03020\")")
+    rgb = parse_color(entry["color"], where)
+    height, width = L.shape
+    x0, x1 = _span(x, radius, width)
+    y0, y1 = _span(y, radius, height)
+    luminance = float(L_to_luminance(np.float32(L[y0:y1, x0:x1].mean())))
+    lab = color_at_luminance(np.array(rgb), luminance)
+    return float(lab[1]), float(lab[2])
+
+
+def _parse_one(entry, index: int, L: np.ndarray, source: str) -> Hint:
+    where = f"{source}: hint {index + 1}"
+    if not isinstance(entry, dict):
+        raise HintError(f"{where}: expected an object with x, y, color, got {type(entry).__name__}")
+    height, width = L.shape
+    x, y = _number(entry, "x", where), _number(entry, "y", where)
+    relative = bool(entry.get("relative", False))
+    longer = max(width, height)
+    if "radius" in entry:
+        radius = _number(entry, "radius", where)
+        if radius <= 0:
+            raise HintError(f"{where}: radius must be positive, got {radius}")
+        radius = radius * longer if relative else radius
+    else:
+        radius = max(longer * DEFAULT_RADIUS_FRACTION, 1.0)
+    if relative:
+        if not (0 <= x <= 1 and 0 <= y <= 1):
+            raise HintError(f"{where}: relative x, y must lie in 0..1, got ({x}, {y})")
+        x, y = x * width, y * height
+    if not (0 <= x <= width and 0 <= y <= height):
+        raise HintError(f"{where}: ({x:g}, {y:g}) lies outside the {width}x{height} image")
+    return Hint(x=x, y=y, ab=_ab_of(entry, L, x, y, radius, where), radius=radius)
+
+
+def parse_hints(data, L: np.ndarray, *, max_hints: int = 256, source: str = "hints") -> list[Hint]:
+    """Validate hints against the image whose luminance is L (HxW, 0..100).
+
+    data: a list of dicts, or JSON text/bytes holding such a list (or {"hints": [...]}).
+    Raises HintError with a one-line message starting with `source`.
+    """
+    entries = _load(data, source)
+    if len(entries) > max_hints:
+        raise HintError(f"{source}: {len(entries)} hints, at most {max_hints} allowed")
+    return [_parse_one(entry, i, L, source) for i, entry in enumerate(entries)]
+
+
+def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
+    """Pixel index range [start, stop) of a square patch, at least the pixel holding the centre."""
+    start = min(max(math.floor(centre - radius), 0), size - 1)
+    stop = min(max(math.floor(centre + radius) + 1, start + 1), size)
+    return start, stop
+
+
+def render_hints(hints, full_size: tuple[int, int], work_size: tuple[int, int]) -> np.ndarray:
+    """Hint channels [3, h, w] float32 (a/110, b/110, mask) at the working size.
+
+    full_size and work_size are (width, height), as Pillow gives them. Each hint fills a square of
+    half-side `radius` (scaled to the working size), at least one pixel; later hints win overlaps.
+    """
+    full_width, full_height = full_size
+    width, height = work_size
+    channels = np.zeros((3, height, width), dtype=np.float32)
+    scale_x, scale_y = width / full_width, height / full_height
+    for hint in hints:
+        radius = hint.radius * (scale_x + scale_y) / 2
+        x0, x1 = _span(hint.x * scale_x, radius, width)
+        y0, y1 = _span(hint.y * scale_y, radius, height)
+        channels[0, y0:y1, x0:x1] = hint.ab[0] / AB_SCALE
+        channels[1, y0:y1, x0:x1] = hint.ab[1] / AB_SCALE
+        channels[2, y0:y1, x0:x1] = 1.0
+    return channels

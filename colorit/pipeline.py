@@ -1,0 +1,120 @@
+"""Full-resolution colorization: L in, ab predicted at a working size, ab upsampled, recombined with L.
+
+The luminance of the input is never resampled: only the chroma (ab) the network predicts is, and the
+eye is far less sensitive to chroma detail than to luminance detail.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from colorit.color import lab_planes_to_rgb, luminance_L
+from colorit.hints import Hint, parse_hints, render_hints
+from colorit.session import ModelSession
+
+# Rows are recombined in strips of about this many pixels: the float32 temporaries of one strip stay
+# in the CPU cache, and a 24-megapixel image never needs full-size Lab or RGB float arrays.
+STRIP_PIXELS = 1 << 16
+# Downscaling the luminance for the network first reduces by an integer factor with a box filter
+# when the image is at least this many times the working size (Pillow's reducing_gap).
+REDUCING_GAP = 3.0
+
+
+def working_size(width: int, height: int, render_size: int) -> tuple[int, int]:
+    """(w, h) for the network: the longer side is render_size (never upscaled), aspect ratio kept."""
+    if render_size < 1:
+        raise ValueError(f"render_size must be a positive number of pixels, got {render_size}")
+    scale = min(1.0, render_size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if pixels.ndim == 2:
+        return pixels, None
+    if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected HxW, HxWx2, HxWx3 or HxWx4 pixels, got shape {pixels.shape}")
+    channels = pixels.shape[-1]
+    colour = pixels[..., 0] if channels <= 2 else pixels[..., :3]
+    return colour, (pixels[..., -1] if channels in (2, 4) else None)
+
+
+def _as_hints(hints, L: np.ndarray, source: str) -> list[Hint]:
+    if isinstance(hints, (list, tuple)) and all(isinstance(hint, Hint) for hint in hints):
+        return list(hints)
+    return parse_hints(hints, L, source=source)
+
+
+def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if plane.shape[::-1] == size:
+        return plane
+    image = Image.fromarray(plane, "F")
+    return np.asarray(image.resize(size, Image.Resampling.BILINEAR, reducing_gap=REDUCING_GAP))
+
+
+def _recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int) -> None:
+    """out[..., :3] = RGB of (L, ab upsampled to L's size), strip by strip, strips in parallel.
+
+    Each strip upsamples its own rows of ab with Pillow's box argument, which places the samples
+    exactly where a single full-size resize would. Bilinear rather than bicubic: chroma needs no
+    sharpening, and bicubic's overshoot would put coloured halos along edges.
+    """
+    height, width = L.shape
+    work_height, work_width = ab_work.shape[1:]
+    planes = [Image.fromarray(ab_work[i], "F") for i in range(2)]
+    rows = max(1, STRIP_PIXELS // width)
+    scale = work_height / height
+
+    def recombine_strip(top: int) -> None:
+        bottom = min(height, top + rows)
+        box = (0, top * scale, work_width, bottom * scale)
+        a, b = (np.asarray(plane.resize((width, bottom - top), Image.Resampling.BILINEAR, box=box)) for plane in planes)
+        lab_planes_to_rgb(L[top:bottom], a, b, out=out[top:bottom, :, :3])
+
+    tops = range(0, height, rows)
+    if threads <= 1 or len(tops) == 1:
+        for top in tops:
+            recombine_strip(top)
+        return
+    # numpy and Pillow release the GIL in their loops, so threads share the strips.
+    with ThreadPoolExecutor(max_workers=min(threads, len(tops))) as pool:
+        list(pool.map(recombine_strip, tops))
+
+
+def colorize_array(
+    pixels: np.ndarray,
+    session: ModelSession,
+    *,
+    render_size: int | None = None,
+    saturation: float = 1.0,
+    hints=None,
+    hints_source: str = "hints",
+) -> np.ndarray:
+    """Colorize HxW grey or HxWx3 colour pixels (uint8, uint16 or float 0..1) at full resolution.
+
+    Returns HxWx3 of the same dtype; HxWx2 / HxWx4 input (with alpha) gives HxWx4 with the alpha
+    unchanged. A colour input is colorized from its luminance. render_size: the longer side of the
+    network's working image (default: the model card's). saturation scales the predicted chroma.
+    hints: Hint objects, or dicts / JSON parsed with hints.parse_hints against this image
+    (error messages start with hints_source).
+    """
+    pixels = np.asarray(pixels)
+    if not (math.isfinite(saturation) and saturation >= 0):
+        raise ValueError(f"saturation must be a finite number >= 0, got {saturation}")
+    colour, alpha = _split_alpha(pixels)
+    L = luminance_L(colour)
+    height, width = L.shape
+    work_size = working_size(width, height, render_size or session.default_render_size)
+    hint_list = _as_hints(hints, L, hints_source) if hints is not None else []
+    hint_channels = render_hints(hint_list, (width, height), work_size) if hint_list else None
+    ab = session.predict_ab(_resize_plane(L, work_size), hint_channels)
+    if saturation != 1.0:
+        ab *= np.float32(saturation)
+    out = np.empty((height, width, 3 if alpha is None else 4), dtype=pixels.dtype)
+    _recombine(L, ab, out, session.threads)
+    if alpha is not None:
+        out[..., 3] = alpha
+    return out

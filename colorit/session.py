@@ -1,0 +1,125 @@
+"""One small class per ONNX Runtime model session, and the registry of bundled models and their cards."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from colorit.errors import HintError, ModelNotFound
+from colorit.hints import AB_SCALE
+from colorit.io import cpu_count
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_RENDER_SIZE = 384  # used only for an .onnx given by path without a card
+SIZE_MULTIPLE = 32  # the networks downsample by 32: H and W must be multiples of it
+
+
+class ModelSession:
+    """An ONNX Runtime session for one colorization model plus its card.
+
+    `threads` is both ONNX Runtime's intra-op thread count and what the pipeline may use for its
+    own full-resolution work, so that processes x threads never exceed the CPUs.
+    """
+
+    def __init__(self, path: Path, card: dict, *, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = path
+        self.threads = threads or cpu_count()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ONNX Runtime threads would otherwise spin after each run and compete with the
+        # full-resolution recombination that follows it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self._input_name = self._session.get_inputs()[0].name
+        # The graph, not the card, decides how many channels go in.
+        channels = self._session.get_inputs()[0].shape[1]
+        self.input_channels = channels if isinstance(channels, int) else int(card.get("input_channels", 1))
+        self.name: str = card.get("name", path.stem)
+        self.card = card
+        self.accepts_hints: bool = self.input_channels == 4
+        self.default_render_size: int = int(card.get("render_size") or DEFAULT_RENDER_SIZE)
+
+    def __repr__(self) -> str:
+        return f"ModelSession({self.name!r}, path={str(self.path)!r}, threads={self.threads})"
+
+    def predict_ab(self, L_work: np.ndarray, hint_channels: np.ndarray | None = None) -> np.ndarray:
+        """L (HxW, 0..100) -> predicted ab [2, H, W] float32 in Lab units.
+
+        hint_channels: [3, H, W] (a/110, b/110, mask) from hints.render_hints, for models that take hints.
+        The input is padded up to multiples of 32 by reflection (hint channels by zeros, so that no
+        hint is mirrored) and the output cropped back.
+        """
+        height, width = L_work.shape
+        if hint_channels is not None and not self.accepts_hints:
+            raise HintError(f"model {self.name}: takes no hints (use a model with accepts_hints, e.g. 'default')")
+        pad = ((0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE))
+        net_input = np.zeros((1, self.input_channels) + _padded_shape(height, width), dtype=np.float32)
+        net_input[0, 0] = np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
+        if hint_channels is not None:
+            net_input[0, 1:4, :height, :width] = hint_channels
+        ab = self._session.run(None, {self._input_name: net_input})[0][0, :, :height, :width] * AB_SCALE
+        return np.ascontiguousarray(ab, dtype=np.float32)
+
+
+def _padded_shape(height: int, width: int) -> tuple[int, int]:
+    return height + -height % SIZE_MULTIPLE, width + -width % SIZE_MULTIPLE
+
+
+def _read_card(path: Path) -> dict:
+    card_path = path.with_suffix(".json")
+    if not card_path.is_file():
+        return {"name": path.stem}
+    try:
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(f"{card_path}: unreadable model card ({exc})") from None
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """The .onnx file for a bundled model name or a path; raises ModelNotFound."""
+    text = str(name_or_path)
+    bundled = MODELS_DIR / f"{text}.onnx"
+    if os.sep not in text and not text.endswith(".onnx") and bundled.is_file():
+        return bundled
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path.resolve()
+    names = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))) or "none installed"
+    raise ModelNotFound(f"{text}: no such model (bundled models: {names}; or give a path to an .onnx file)")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_session(path: Path, threads: int | None) -> ModelSession:
+    card = _read_card(path)
+    try:
+        return ModelSession(path, card, threads=threads)
+    except Exception as exc:  # ONNX Runtime raises its own types for files that are not models
+        raise ModelNotFound(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+
+
+def load_model(name_or_path: str | os.PathLike, *, threads: int | None = None) -> ModelSession:
+    """A session for a bundled model name ("default", "seed-ae") or a path to an .onnx file.
+
+    The card is NAME.json next to the file when present. Sessions are cached per process, so
+    calling this for every image costs nothing after the first time. threads: ONNX Runtime intra-op
+    threads (default: all CPUs of this process).
+    """
+    return _cached_session(resolve_model_path(name_or_path), threads)
+
+
+def bundled_models() -> list[tuple[Path, dict]]:
+    """(path of the .onnx file, card) of each bundled model, sorted by file name."""
+    return [(path, _read_card(path)) for path in sorted(MODELS_DIR.glob("*.onnx"))]
+
+
+def list_models() -> list[dict]:
+    """The cards of the bundled models, sorted by file name."""
+    return [card for _, card in bundled_models()]

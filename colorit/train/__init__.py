@@ -1,0 +1,1 @@
+"""Training side of ColorIt: corpus builder, data pipeline, networks, training loop and export."""

@@ -1,0 +1,154 @@
+"""Checkpoint -> ONNX (opset 17, dynamic height and width) + model card, checked against PyTorch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from colorit.train.losses import ab_bins
+from colorit.train.model_default import ColorUNet
+from colorit.train.model_seed_ae import SeedAutoencoder
+
+ARCHITECTURES = {
+    "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder (decoder 128/64/64), "
+               "input L + ab hint map + hint mask, 261-bin ab classification at 1/4 resolution with class "
+               "rebalancing, annealed-mean decoding",
+    "seed-ae": "ColorIt's original autoencoder: 8 conv encoder (64s2,128,128s2,256,256s2,512,512,256), "
+               "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
+}
+PARITY_TOLERANCE = 1e-4
+AB_SCALE = 110.0  # the ONNX output is ab / 110 (docs/ARCHITECTURE.md)
+
+
+class NormalisedOutput(torch.nn.Module):
+    """The network as exported: its ab output divided by AB_SCALE."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) / AB_SCALE
+
+
+def load_network(checkpoint: Path, temperature: float | None = None) -> tuple[torch.nn.Module, dict]:
+    """The network of a training checkpoint (weights from the checkpoint, nothing downloaded)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    name = state["config"]["model"]
+    net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
+    weights = {k.removeprefix("net."): v.float() if v.is_floating_point() else v
+               for k, v in state["objective"].items() if k.startswith("net.")}
+    net.load_state_dict(weights, strict=True)
+    if temperature is not None and isinstance(net, ColorUNet):
+        net.temperature.fill_(temperature)
+    return net.eval(), state
+
+
+def input_channels(net: torch.nn.Module) -> int:
+    return 4 if isinstance(net, ColorUNet) else 1
+
+
+def network_input(image_path: Path, channels: int, size: int = 256) -> torch.Tensor:
+    """A real photo as the network sees it: L/50-1 (and empty hint channels) at size x size."""
+    from colorit.train.data import rgb_to_lab
+
+    with Image.open(image_path) as im:
+        rgb = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32) / 255
+    L = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
+    x = L / 50 - 1
+    return torch.cat([x, torch.zeros(1, channels - 1, size, size)], 1) if channels > 1 else x
+
+
+def export_onnx(net: torch.nn.Module, path: Path) -> None:
+    channels = input_channels(net)
+    dummy = torch.zeros(1, channels, 256, 256)
+    tmp = path.with_suffix(".onnx.tmp")
+    axes = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(NormalisedOutput(net).eval(), (dummy,), str(tmp), input_names=["input"], output_names=["ab"],
+                      dynamic_axes={"input": axes, "ab": axes}, opset_version=17, dynamo=False)
+    os.replace(tmp, path)
+
+
+def parity(net: torch.nn.Module, onnx_path: Path, image_path: Path) -> float:
+    """Max abs difference of the exported output (ab / 110) between PyTorch and ONNX Runtime on a
+    real image, at two sizes to exercise the dynamic axes."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for size in (256, 320):
+        x = network_input(image_path, input_channels(net), size)
+        with torch.no_grad():
+            expected = NormalisedOutput(net).eval()(x).numpy()
+        got = session.run(["ab"], {"input": x.numpy()})[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def gflops_at_256(net: torch.nn.Module) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.zeros(1, input_channels(net), 256, 256))
+    return counter.get_total_flops() / 1e9
+
+
+def corpus_counts(data_dir: Path) -> dict:
+    """Training and validation images per package, from the corpus manifest when there is one."""
+    manifest = data_dir / "manifest.csv"
+    if not manifest.exists():
+        return {}
+    with manifest.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    counts = Counter((row["package"], row["split"]) for row in rows)
+    return {package: {split: counts[(package, split)] for split in ("train", "val")}
+            for package in sorted({row["package"] for row in rows})}
+
+
+def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_diff: float, render_size: int) -> dict:
+    cfg = state["config"]
+    card = {
+        "name": name,
+        "architecture": ARCHITECTURES[cfg["model"]],
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "gflops_256": round(gflops_at_256(net), 3),
+        "input_channels": input_channels(net),
+        "accepts_hints": input_channels(net) == 4,
+        "render_size": render_size,
+        "temperature": round(float(net.temperature), 4) if isinstance(net, ColorUNet) else None,
+        "onnx": {"opset": 17, "max_abs_diff_vs_pytorch": max_diff},
+        "training": {
+            "data": Path(cfg["data"]).name,
+            "images_per_package": corpus_counts(Path(cfg["data"])),
+            "crop": cfg["crop"], "batch_per_process": cfg["batch"], "processes": state.get("world_size", 1),
+            "steps": state["step"], "minutes": round(state["elapsed"] / 60, 2),
+            "hardware": state.get("hardware", "unknown"),
+            "final_validation": state["history"][-1] if state["history"] else None,
+        },
+        "validation": None,  # filled by `colorit evaluate --update-cards`
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, path)
+    return card
+
+
+def export(checkpoint: Path, name: str, out_dir: Path, parity_image: Path, temperature: float | None = None,
+           render_size: int = 384) -> dict:
+    """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree."""
+    net, state = load_network(checkpoint, temperature)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    export_onnx(net, onnx_path)
+    max_diff = parity(net, onnx_path, parity_image)
+    if max_diff > PARITY_TOLERANCE:
+        onnx_path.unlink()
+        raise ValueError(f"{onnx_path}: ONNX output differs from PyTorch by {max_diff:.2e} > {PARITY_TOLERANCE}")
+    return write_card(net, state, name, out_dir / f"{name}.json", max_diff, render_size)

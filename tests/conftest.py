@@ -1,0 +1,97 @@
+"""Shared fixtures: real sample photos from the Python wheels, greyed with their exact luminance."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorit.color import lab_planes_to_rgb, luminance_L
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=None)
+def _wheel_photo(name: str) -> np.ndarray:
+    if name == "china":
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image("china.jpg")
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as stream:
+            return np.asarray(Image.open(stream).convert("RGB"))
+    from skimage import data
+
+    return getattr(data, name)()
+
+
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "china", "grace_hopper")
+
+
+def photo_rgb(name: str, longer_side: int = 160) -> np.ndarray:
+    """A colour wheel photo (uint8 RGB), downscaled so that its longer side is `longer_side`."""
+    rgb = _wheel_photo(name)
+    height, width = rgb.shape[:2]
+    scale = longer_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+
+
+def grey_of(rgb: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """The black-and-white version of an RGB photo: a grey with the photo's own L*, as uint8/uint16."""
+    L = luminance_L(rgb)
+    zeros = np.zeros_like(L)
+    return lab_planes_to_rgb(L, zeros, zeros, dtype)[..., 0]
+
+
+def mean_dL(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |L*(a) - L*(b)| of two images (grey or RGB, any supported dtype)."""
+    return float(np.abs(luminance_L(a) - luminance_L(b)).mean())
+
+
+def chroma(rgb: np.ndarray) -> np.ndarray:
+    from colorit.color import rgb_to_lab
+
+    lab = rgb_to_lab(rgb)
+    return np.hypot(lab[..., 1], lab[..., 2])
+
+
+def run_colorit(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python -m colorit ARGS` in a fresh process, with this checkout importable."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "colorit", *args],
+        cwd=cwd or REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from colorit import load_model
+
+    return load_model("default")
+
+
+@pytest.fixture(scope="session")
+def seed_model():
+    from colorit import load_model
+
+    return load_model("seed-ae")
+
+
+@pytest.fixture(scope="session", params=PHOTO_NAMES)
+def grey_photo(request) -> np.ndarray:
+    """Each wheel photo, small and greyed (uint8 HxW)."""
+    return grey_of(photo_rgb(request.param))

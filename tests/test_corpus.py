@@ -1,0 +1,453 @@
+"""Corpus builder: photo filter, dHash, Qt rcc bundles, DEP-5 licences, and a whole build
+over fake unpacked packages (no apt, no network)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from matplotlib.cbook import get_sample_data
+from PIL import Image, ImageDraw
+from sklearn.datasets import load_sample_image
+
+from colorit.cli import corpus as corpus_cli
+from colorit.train.corpus import (
+    RCC_COMPRESSED_ZLIB,
+    RCC_COMPRESSED_ZSTD,
+    Candidate,
+    CopyrightFile,
+    analyse,
+    build_corpus,
+    dhash64,
+    drop_near_duplicates,
+    find_candidates,
+    hamming,
+    list_rcc_entries,
+    output_name,
+    photo_filter_reason,
+    read_rcc_entry,
+    split_for,
+)
+
+
+def photos() -> dict[str, Image.Image]:
+    grace = Image.open(get_sample_data("grace_hopper.jpg"))
+    grace.load()
+    return {
+        "astronaut": Image.fromarray(skimage.data.astronaut()),
+        "coffee": Image.fromarray(skimage.data.coffee()),
+        "chelsea": Image.fromarray(skimage.data.chelsea()),
+        "rocket": Image.fromarray(skimage.data.rocket()),
+        "china": Image.fromarray(load_sample_image("china.jpg")),
+        "flower": Image.fromarray(load_sample_image("flower.jpg")),
+        "grace_hopper": grace,
+    }
+
+
+def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def reopened_jpeg(img: Image.Image, quality: int) -> Image.Image:
+    return Image.open(io.BytesIO(jpeg_bytes(img, quality)))
+
+
+def clip_art(background: tuple[int, int, int, int]) -> Image.Image:
+    """Flat-colour shapes with black outlines, as icon sets and educational games draw them."""
+    img = Image.new("RGBA", (480, 400), background)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((40, 40, 240, 200), fill=(220, 40, 40, 255), outline=(0, 0, 0, 255), width=6)
+    draw.rectangle((200, 150, 420, 360), fill=(40, 90, 220, 255), outline=(0, 0, 0, 255), width=6)
+    draw.polygon([(60, 360), (160, 220), (260, 360)], fill=(250, 200, 30, 255))
+    draw.ellipse((300, 40, 380, 120), fill=(40, 180, 60, 255))
+    return img
+
+
+def with_transparent_band(img: Image.Image, fraction: float) -> Image.Image:
+    rgba = img.convert("RGBA")
+    alpha = np.full((rgba.height, rgba.width), 255, np.uint8)
+    alpha[: round(rgba.height * fraction)] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    return rgba
+
+
+# ---------------------------------------------------------------- filter
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "china"])
+def test_real_photos_pass_the_filter(name):
+    assert photo_filter_reason(photos()[name]) is None
+
+
+def test_flat_clip_art_on_white_is_rejected_as_png_and_as_jpeg():
+    art = clip_art((255, 255, 255, 255))
+    assert photo_filter_reason(art) == "few-colours"
+    # JPEG noise spreads each flat colour over many values; most pixels still sit in a few colours.
+    assert photo_filter_reason(reopened_jpeg(art, 80)) == "flat-colours"
+
+
+def test_cut_out_on_transparent_background_is_rejected():
+    assert photo_filter_reason(clip_art((0, 0, 0, 0))) == "transparent"
+
+
+def test_transparency_threshold_lets_a_few_transparent_pixels_through():
+    coffee = photos()["coffee"]
+    assert photo_filter_reason(with_transparent_band(coffee, 0.03)) is None
+    assert photo_filter_reason(with_transparent_band(coffee, 0.6)) == "transparent"
+
+
+def test_icon_is_too_small_and_min_side_is_a_parameter():
+    icon = photos()["astronaut"].resize((64, 64))
+    assert photo_filter_reason(icon) == "small"
+    crop = photos()["china"].crop((0, 0, 200, 180))
+    assert photo_filter_reason(crop) == "small"
+    assert photo_filter_reason(crop, min_side=128) is None
+
+
+def test_grey_photo_is_rejected():
+    camera = Image.fromarray(skimage.data.camera())
+    assert photo_filter_reason(camera) == "colourless"
+    assert photo_filter_reason(photos()["astronaut"].convert("L").convert("RGB")) == "colourless"
+
+
+def test_large_photo_is_judged_like_its_small_version():
+    # The colour statistics run on a sample; a big picture must not change the verdict.
+    china = photos()["china"]
+    big = china.resize((china.width * 3, china.height * 3), Image.Resampling.LANCZOS)
+    assert photo_filter_reason(big) is None
+    assert photo_filter_reason(clip_art((255, 255, 255, 255)).resize((1920, 1600), Image.Resampling.NEAREST)) == "few-colours"
+
+
+# ---------------------------------------------------------------- dHash
+
+
+def test_dhash_finds_a_recompressed_resized_copy_but_not_another_photo():
+    pictures = photos()
+    astronaut = pictures["astronaut"]
+    copy = reopened_jpeg(astronaut.resize((300, 300), Image.Resampling.BILINEAR), 60)
+    assert hamming(dhash64(astronaut), dhash64(copy)) <= 6
+    for other in ("coffee", "chelsea", "china", "grace_hopper"):
+        assert hamming(dhash64(astronaut), dhash64(pictures[other])) > 6, other
+
+
+def test_near_duplicates_keep_the_larger_picture(tmp_path):
+    astronaut = photos()["astronaut"]
+    (tmp_path / "big.png").write_bytes(png_bytes(astronaut))
+    (tmp_path / "small.jpg").write_bytes(jpeg_bytes(astronaut.resize((300, 300)), 70))
+    (tmp_path / "coffee.jpg").write_bytes(jpeg_bytes(photos()["coffee"]))
+    analyses = [analyse(Candidate("naev-data", name, tmp_path / name)) for name in ("small.jpg", "coffee.jpg", "big.png")]
+    verdicts = {a.candidate.original_path: a.reason for a in drop_near_duplicates(analyses)}
+    assert verdicts == {"small.jpg": "duplicate", "coffee.jpg": None, "big.png": None}
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- rcc
+
+
+def rcc_bundle(folder: str, files: list[tuple[str, bytes, int]]) -> bytes:
+    """A Qt binary resource bundle (format version 3) holding `files` in one folder.
+
+    Written from the format: header, then data, names and tree; tree nodes are 22 bytes.
+    """
+    names = bytearray()
+    data = bytearray()
+
+    def add_name(name: str) -> int:
+        offset = len(names)
+        names.extend(struct.pack(">HI", len(name), 0) + name.encode("utf-16-be"))
+        return offset
+
+    def add_data(content: bytes, flags: int) -> int:
+        if flags & RCC_COMPRESSED_ZLIB:
+            content = struct.pack(">I", len(content)) + zlib.compress(content)
+        offset = len(data)
+        data.extend(struct.pack(">I", len(content)) + content)
+        return offset
+
+    directory, file_node = ">IHIIQ", ">IHHHIQ"
+    tree = bytearray(struct.pack(directory, 0, 0x02, 1, 1, 0))  # root: one child, node 1
+    tree += struct.pack(directory, add_name(folder), 0x02, len(files), 2, 0)
+    for name, content, flags in files:
+        tree += struct.pack(file_node, add_name(name), flags, 0, 0, add_data(content, flags), 0)
+    header_size = 24
+    data_offset = header_size
+    names_offset = data_offset + len(data)
+    tree_offset = names_offset + len(names)
+    header = b"qres" + struct.pack(">IIIII", 3, tree_offset, data_offset, names_offset, 0)
+    return header + bytes(data) + bytes(names) + bytes(tree)
+
+
+def test_rcc_entries_come_out_compressed_or_not(tmp_path):
+    coffee, chelsea = jpeg_bytes(photos()["coffee"]), jpeg_bytes(photos()["chelsea"])
+    bundle = tmp_path / "animals.rcc"
+    bundle.write_bytes(
+        rcc_bundle(
+            "images",
+            [("coffee.jpg", coffee, RCC_COMPRESSED_ZLIB), ("chelsea.jpg", chelsea, 0), ("readme", b"text", 0)],
+        )
+    )
+    entries = {entry.path: entry for entry in list_rcc_entries(bundle.read_bytes())}
+    assert sorted(entries) == ["/images/chelsea.jpg", "/images/coffee.jpg", "/images/readme"]
+    assert entries["/images/coffee.jpg"].size < len(coffee) + 4 + 100  # stored zlib stream
+    assert read_rcc_entry(bundle, entries["/images/coffee.jpg"]) == coffee
+    assert read_rcc_entry(bundle, entries["/images/chelsea.jpg"]) == chelsea
+    assert Image.open(io.BytesIO(read_rcc_entry(bundle, entries["/images/coffee.jpg"]))).size == (600, 400)
+
+
+def test_not_an_rcc_bundle_is_refused():
+    with pytest.raises(ValueError, match="qres"):
+        list_rcc_entries(jpeg_bytes(photos()["coffee"]))
+    with pytest.raises(ValueError, match="damaged"):
+        list_rcc_entries(rcc_bundle("images", [("a.jpg", b"x", 0)])[:40])
+
+
+# ---------------------------------------------------------------- licences
+
+COPYRIGHT = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: example
+
+Files: *
+Copyright: 2020 Someone
+License: GPL-3+
+
+Files: images/*
+Copyright: 2020 Someone
+License: CC-BY-SA-4.0
+
+Files: images/land/beach?.jpg
+ ./images/land/sea*
+Copyright: 2021 A Photographer
+License: public-domain
+ The photographer waived all rights.
+
+Files: src/activities/animals/resource/*.jpg
+Copyright: 2019 Someone Else
+License: CC-BY-2.0
+"""
+
+
+def test_dep5_last_matching_stanza_wins_on_installed_paths():
+    licences = CopyrightFile.parse("pkg", COPYRIGHT)
+    base = "usr/share/games/pkg/images"
+    assert licences.licence_for(f"{base}/land/valley0.jpg") == "CC-BY-SA-4.0"
+    assert licences.licence_for(f"{base}/land/beach3.jpg") == "public-domain"
+    assert licences.licence_for(f"{base}/land/beach10.jpg") == "CC-BY-SA-4.0"  # ? is one character
+    assert licences.licence_for(f"{base}/land/sea/deep/blue.jpg") == "public-domain"  # * crosses folders
+    assert licences.licence_for("usr/share/pkg/data/sound.ogg") == "GPL-3+"
+
+
+def test_dep5_inside_rcc_bundles_and_after_format_conversion():
+    licences = CopyrightFile.parse("pkg", COPYRIGHT)
+    rcc_path = "usr/share/pkg/rcc/animals.rcc:/pkg/src/activities/animals/resource/cat.webp"
+    assert licences.licence_for(rcc_path) == "CC-BY-2.0"
+
+
+def test_dep5_falls_back_to_the_header_then_to_a_pointer():
+    header_only = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nLicense: MIT\n\nFiles: docs/*\nLicense: CC0-1.0\n"
+    assert CopyrightFile.parse("pkg", header_only).licence_for("usr/share/pkg/a.png") == "MIT"
+    free_text = "This package was debianized by someone.\n\nLicensed under Creative Commons.\n"
+    assert CopyrightFile.parse("gnome-backgrounds", free_text).licence_for("usr/share/backgrounds/a.jpg") == (
+        "see usr/share/doc/gnome-backgrounds/copyright"
+    )
+
+
+# ---------------------------------------------------------------- split and names
+
+
+def test_split_is_stable_about_the_fraction_and_keeps_picture_variants_together():
+    paths = [f"usr/share/backgrounds/gnome/picture{i}" for i in range(2000)]
+    splits = [split_for("gnome-backgrounds", f"{path}-l.webp", 0, 0.1) for path in paths]
+    assert 0.08 < splits.count("val") / len(splits) < 0.12
+    assert splits == [split_for("gnome-backgrounds", f"{path}-d.webp", 0, 0.1) for path in paths]
+    assert splits != [split_for("gnome-backgrounds", f"{path}-l.webp", 1, 0.1) for path in paths]
+
+
+def test_output_names_are_traceable_and_bounded():
+    assert output_name("naev-data", "usr/share/naev/dat/gfx/commodity/gold.png") == (
+        "naev-data__usr_share_naev_dat_gfx_commodity_gold.png.jpg"
+    )
+    long_a, long_b = "a/" * 150 + "x.jpg", "a/" * 150 + "y.jpg"
+    assert len(output_name("pkg", long_a)) <= 204
+    assert output_name("pkg", long_a) != output_name("pkg", long_b)
+
+
+# ---------------------------------------------------------------- whole build
+
+
+NAEV_FOLDER = "usr/share/naev/dat/gfx/commodity"
+GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/animals.rcc"
+
+
+def fake_packages(root: Path) -> dict[str, str]:
+    """Two unpacked packages under root; returns the outcome each picture should have."""
+    pictures = photos()
+    naev = root / "naev-data" / NAEV_FOLDER
+    naev.mkdir(parents=True)
+    for name in ("astronaut", "coffee", "china", "flower", "grace_hopper"):
+        (naev / f"{name}.png").write_bytes(png_bytes(pictures[name]))
+    (naev / "astronaut_copy.jpg").write_bytes(jpeg_bytes(pictures["astronaut"].resize((320, 320)), 70))
+    (naev / "clip_art.png").write_bytes(png_bytes(clip_art((255, 255, 255, 255))))
+    (naev / "cut_out.png").write_bytes(png_bytes(clip_art((0, 0, 0, 0))))
+    (naev / "icon.png").write_bytes(png_bytes(pictures["coffee"].resize((48, 32))))
+    (naev / "truncated.jpg").write_bytes(jpeg_bytes(pictures["rocket"])[:3000])
+    (naev / "notes.txt").write_text("not a picture")
+    doc = root / "naev-data/usr/share/doc/naev-data"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nLicense: GPL-3+\n\nFiles: ./dat/gfx/commodity/coffee.png\nLicense: CC-BY-3.0\n"
+    )
+    bundle = root / "gcompris-qt-data" / GCOMPRIS_RCC
+    bundle.parent.mkdir(parents=True)
+    bundle.write_bytes(
+        rcc_bundle(
+            "animals",
+            [
+                ("chelsea.jpg", jpeg_bytes(pictures["chelsea"]), RCC_COMPRESSED_ZLIB),
+                ("rocket.jpg", jpeg_bytes(pictures["rocket"]), 0),
+                ("future.jpg", b"\x28\xb5\x2f\xfd", RCC_COMPRESSED_ZSTD),
+                ("sounds.ogg", b"OggS", 0),
+            ],
+        )
+    )
+    return {
+        f"naev-data:{NAEV_FOLDER}/astronaut.png": "kept",
+        f"naev-data:{NAEV_FOLDER}/coffee.png": "kept",
+        f"naev-data:{NAEV_FOLDER}/china.png": "kept",
+        f"naev-data:{NAEV_FOLDER}/flower.png": "kept",
+        f"naev-data:{NAEV_FOLDER}/grace_hopper.png": "kept",
+        f"naev-data:{NAEV_FOLDER}/astronaut_copy.jpg": "duplicate",
+        f"naev-data:{NAEV_FOLDER}/clip_art.png": "few-colours",
+        f"naev-data:{NAEV_FOLDER}/cut_out.png": "transparent",
+        f"naev-data:{NAEV_FOLDER}/icon.png": "small",
+        f"naev-data:{NAEV_FOLDER}/truncated.jpg": "corrupt",
+        f"gcompris-qt-data:{GCOMPRIS_RCC}:/animals/chelsea.jpg": "kept",
+        f"gcompris-qt-data:{GCOMPRIS_RCC}:/animals/rocket.jpg": "kept",
+        f"gcompris-qt-data:{GCOMPRIS_RCC}:/animals/future.jpg": "unsupported",
+    }
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    return {path.relative_to(folder).as_posix(): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+def test_build_over_unpacked_packages(tmp_path):
+    expected = fake_packages(tmp_path / "unpacked")
+    out = tmp_path / "corpus"
+    problems: list[str] = []
+    counts = build_corpus(out, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, report=problems.append)
+
+    by_package = {c.package: c for c in counts}
+    assert [c.package for c in counts] == ["gcompris-qt-data", "naev-data"]
+    assert by_package["naev-data"].found == 10
+    assert by_package["gcompris-qt-data"].found == 3
+    for package, count in by_package.items():
+        outcomes = [v for k, v in expected.items() if k.startswith(f"{package}:")]
+        assert count.kept == outcomes.count("kept")
+        assert dict(count.rejected) == {r: outcomes.count(r) for r in set(outcomes) - {"kept"}}
+        assert count.train + count.val == count.kept
+
+    # The corrupt file is reported on one line naming it; the zstd entry too.
+    assert len(problems) == 2
+    assert any("truncated.jpg" in line for line in problems)
+    assert any("future.jpg" in line and "zstd" in line for line in problems)
+    assert all("\n" not in line for line in problems)
+
+    with open(out / "manifest.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    kept = sorted(key for key, outcome in expected.items() if outcome == "kept")
+    assert sorted(f"{row['package']}:{row['original_path']}" for row in rows) == kept
+    for row in rows:
+        # Split by source picture, the same way for every run; the file lies where the row says.
+        assert row["split"] == split_for(row["package"], row["original_path"], 0, 0.5)
+        assert row["file"] == f"{row['split']}/{output_name(row['package'], row['original_path'])}"
+        with Image.open(out / row["file"]) as img:
+            assert img.format == "JPEG" and img.mode == "RGB"
+            assert img.size == (int(row["width"]), int(row["height"]))
+            assert max(img.size) <= 1024
+    assert {row["split"] for row in rows} == {"train", "val"}
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.jpg")) == sorted(row["file"] for row in rows)
+    licences = {Path(row["original_path"]).name: row["licence"] for row in rows}
+    assert licences["coffee.png"] == "CC-BY-3.0"
+    assert licences["astronaut.png"] == "GPL-3+"
+    assert licences["chelsea.jpg"] == "see usr/share/doc/gcompris-qt-data/copyright"
+
+    # A second run, in worker processes this time, writes nothing.
+    before = snapshot(out)
+    again = build_corpus(out, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, jobs=2, report=problems.append)
+    assert snapshot(out) == before
+    assert [(c.kept, c.train, c.val, c.rejected) for c in again] == [(c.kept, c.train, c.val, c.rejected) for c in counts]
+
+
+def test_existing_output_is_not_rewritten(tmp_path):
+    fake_packages(tmp_path / "unpacked")
+    out = tmp_path / "corpus"
+    build_corpus(out, unpacked_dir=tmp_path / "unpacked", packages=["naev-data"], report=lambda line: None)
+    target = next(out.glob("*/naev-data__*coffee.png.jpg"))
+    target.write_bytes(b"kept as it is")
+    build_corpus(out, unpacked_dir=tmp_path / "unpacked", packages=["naev-data"], report=lambda line: None)
+    assert target.read_bytes() == b"kept as it is"
+
+
+def test_kde_wallpaper_folder_contributes_its_largest_size_only(tmp_path):
+    images = tmp_path / "plasma-workspace-wallpapers/usr/share/wallpapers/Coffee/contents/images"
+    images.mkdir(parents=True)
+    coffee = photos()["coffee"]
+    (images / "600x400.jpg").write_bytes(jpeg_bytes(coffee))
+    (images / "300x450.jpg").write_bytes(jpeg_bytes(coffee.resize((300, 450))))
+    candidates = find_candidates("plasma-workspace-wallpapers", tmp_path / "plasma-workspace-wallpapers", print)
+    assert [c.original_path for c in candidates] == ["usr/share/wallpapers/Coffee/contents/images/600x400.jpg"]
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="colorit")
+    corpus_cli.add_parser(parser.add_subparsers(dest="verb", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def test_cli_builds_and_prints_the_table(tmp_path, capsys):
+    fake_packages(tmp_path / "unpacked")
+    out = tmp_path / "corpus"
+    status = run_cli(["corpus", "build", "--out", str(out), "--unpacked", str(tmp_path / "unpacked"), "--jobs", "1"])
+    printed = capsys.readouterr()
+    assert status == 0
+    table = printed.out.splitlines()
+    assert table[0].split()[:3] == ["package", "found", "kept"]
+    assert [line.split()[:3] for line in table[1:]] == [["gcompris-qt-data", "3", "2"], ["naev-data", "10", "5"], ["total", "13", "7"]]
+    assert "truncated.jpg" in printed.err
+    assert (out / "manifest.csv").is_file()
+
+
+def test_cli_refuses_unknown_and_doubled_packages(tmp_path, capsys):
+    base = ["corpus", "build", "--out", str(tmp_path / "corpus"), "--unpacked", str(tmp_path)]
+    assert run_cli([*base, "--packages", "firefox-esr"]) == 1
+    assert "not an allowed corpus source: firefox-esr" in capsys.readouterr().err
+    assert run_cli([*base, "--packages", "endless-sky-data", "endless-sky-high-dpi"]) == 1
+    assert "not both" in capsys.readouterr().err
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_missing_package_folder_is_reported_and_the_rest_goes_on(tmp_path, capsys):
+    fake_packages(tmp_path / "unpacked")
+    argv = ["corpus", "build", "--out", str(tmp_path / "corpus"), "--unpacked", str(tmp_path / "unpacked"), "--jobs", "1"]
+    assert run_cli([*argv, "--packages", "naev-data", "ukui-wallpapers"]) == 1
+    printed = capsys.readouterr()
+    assert "ukui-wallpapers: no such folder" in printed.err.replace(str(tmp_path / "unpacked") + "/", "")
+    assert "naev-data" in printed.out and "ukui-wallpapers: not used" in printed.out
+    assert len(list((tmp_path / "corpus").glob("*/naev-data__*.jpg"))) == 5

@@ -1,0 +1,330 @@
+"""The REST API through FastAPI's test client, on real photos made grey."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from skimage import color, data
+from sklearn.datasets import load_sample_image
+
+from colorit.cli import main as cli_main
+from colorit.errors import ModelNotFound
+from colorit.server import app as server_app
+from colorit.server.app import create_app
+from colorit.session import list_models
+
+# Mean Lab chroma of a grey photo is ~0; any colorization worth the name is well above this.
+MIN_COLOUR_CHROMA = 2.0
+
+
+def grey_photo(pixels: np.ndarray, fmt: str, size: tuple[int, int] | None = None) -> bytes:
+    image = Image.fromarray(pixels).convert("L")
+    if size:
+        image = image.resize(size)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def decode(content: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(content))
+    image.load()
+    return image
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    lab = color.rgb2lab(rgb)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def post_image(client: TestClient, content: bytes, name: str = "photo.png", **fields: str):
+    return client.post("/api/colorize", files={"file": (name, content, "application/octet-stream")}, data=fields)
+
+
+def assert_error(response, status: int, code: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    assert body["error"] == code
+    for word in words:
+        assert word in body["detail"]
+
+
+def one_bit_png(width: int, height: int) -> bytes:
+    """A valid all-black 1-bit PNG; compresses a huge pixel count into ~100 kB (a pixel bomb)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def multipart_body(boundary: str, filename: str, content: bytes) -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(workers=2, queue_size=4)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def grey_png() -> bytes:
+    return grey_photo(data.astronaut(), "PNG")
+
+
+@pytest.mark.parametrize(
+    ("name", "pixels", "fmt", "mime", "extension"),
+    [
+        ("astronaut.png", data.astronaut(), "PNG", "image/png", "png"),
+        ("coffee.jpg", data.coffee(), "JPEG", "image/jpeg", "jpg"),
+        ("china.webp", load_sample_image("china.jpg"), "WEBP", "image/webp", "webp"),
+        ("chelsea.tif", data.chelsea(), "TIFF", "image/tiff", "tiff"),
+    ],
+)
+def test_colorize_returns_a_coloured_image_of_the_same_size_and_format(client, name, pixels, fmt, mime, extension):
+    upload = grey_photo(pixels, fmt)
+    response = post_image(client, upload, name)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == mime
+    stem = name.rsplit(".", 1)[0]
+    assert f'filename="{stem}-colorized.{extension}"' in response.headers["content-disposition"]
+    result = decode(response.content)
+    assert result.format == fmt
+    assert result.size == decode(upload).size
+    assert mean_chroma(np.asarray(result.convert("RGB"))) > MIN_COLOUR_CHROMA
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime", "pillow_format"), [("jpg", "image/jpeg", "JPEG"), ("webp", "image/webp", "WEBP")]
+)
+def test_format_field_chooses_the_output_format(client, grey_png, fmt, mime, pillow_format):
+    response = post_image(client, grey_png, "astronaut.png", format=fmt, saturation="1.5", render_size="256")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == mime
+    assert f"astronaut-colorized.{fmt}" in response.headers["content-disposition"]
+    result = decode(response.content)
+    assert (result.format, result.size) == (pillow_format, (512, 512))
+
+
+def test_saturation_zero_gives_back_grey(client, grey_png):
+    response = post_image(client, grey_png, saturation="0")
+    assert response.status_code == 200, response.text
+    assert mean_chroma(np.asarray(decode(response.content).convert("RGB"))) < 0.5
+
+
+def test_models_lists_the_bundled_cards(client):
+    response = client.get("/api/models")
+    assert response.status_code == 200
+    body = response.json()
+    names = [card["name"] for card in body["models"]]
+    assert names == [card["name"] for card in list_models()]
+    assert body["default"] == "default" and "default" in names
+    assert all(isinstance(card["accepts_hints"], bool) for card in body["models"])
+
+
+def test_a_named_model_is_used(client, grey_png):
+    other = next((card["name"] for card in list_models() if card["name"] != "default"), None)
+    if other is None:
+        pytest.skip("only one bundled model")
+    response = post_image(client, grey_png, model=other)
+    assert response.status_code == 200, response.text
+    assert decode(response.content).size == (512, 512)
+
+
+def test_healthz_reports_the_pool(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": "default", "workers": 2, "queue": 4, "busy": 0}
+
+
+def test_openapi_document_and_offline_pages(client):
+    spec = client.get("/openapi.json").json()
+    form = spec["paths"]["/api/colorize"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form_name = form["$ref"].rsplit("/", 1)[1]
+    fields = spec["components"]["schemas"][form_name]["properties"]
+    assert {"file", "model", "render_size", "saturation", "format", "hints"} <= set(fields)
+    assert "Hint" in spec["components"]["schemas"]
+    assert set(spec["paths"]["/api/colorize"]["post"]["responses"]) >= {"200", "400", "413", "415", "503"}
+    for page, script in [("/", "/static/app.js"), ("/docs", "/static/docs.js")]:
+        html = client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        assert script in html.text
+        # Everything comes from the app itself: no CDN, no external fonts.
+        assert "http://" not in html.text and "https://" not in html.text
+        asset = client.get(script)
+        assert asset.status_code == 200 and "https://" not in asset.text
+    assert client.get("/static/style.css").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "words"),
+    [
+        ({"saturation": "-1"}, "bad_request", ["saturation"]),
+        ({"saturation": "lots"}, "bad_request", ["saturation"]),
+        ({"render_size": "7"}, "bad_request", ["render_size"]),
+        ({"render_size": "big"}, "bad_request", ["render_size"]),
+        ({"format": "gif"}, "bad_request", ["format"]),
+        ({"colour": "red"}, "bad_request", ["colour"]),
+        ({"model": "no-such-model"}, "unknown_model", ["no-such-model"]),
+        ({"model": "/etc/passwd"}, "unknown_model", ["/etc/passwd"]),
+        ({"hints": "not json"}, "bad_request", ["hints"]),
+        ({"hints": '[{"x": 10, "y": 10, "color": "#ff0000"}, {"x": 5000, "y": 10, "color": "#ff0000"}]'},
+         "invalid_hints", ["hint 2", "outside"]),
+        ({"hints": '[{"x": 10, "y": 10, "color": "reddish"}]'}, "invalid_hints", ["colour"]),
+        ({"hints": json.dumps([{"x": 1, "y": 1, "color": "#ffffff"}] * 300)}, "invalid_hints", ["300"]),
+    ],
+)
+def test_bad_parameters_get_400(client, grey_png, fields, code, words):
+    assert_error(post_image(client, grey_png, "astronaut.png", **fields), 400, code, "astronaut.png", *words)
+
+
+def test_a_form_without_the_file_gets_400(client):
+    assert_error(client.post("/api/colorize", data={"saturation": "1"}), 400, "bad_request", "'file'")
+    assert_error(client.post("/api/colorize", content=b"raw bytes"), 400, "bad_request", "multipart")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("notes.txt", b"these are words, not pixels\n" * 20, ["notes.txt", "not an image"]),
+        ("cut.jpg", grey_photo(data.coffee(), "JPEG")[:5000], ["cut.jpg", "truncated"]),
+    ],
+)
+def test_a_file_that_is_not_an_image_gets_415(client, name, content, words):
+    assert_error(post_image(client, content, name), 415, "unsupported_media_type", *words)
+
+
+def test_an_upload_over_the_byte_limit_gets_413():
+    upload = grey_photo(data.astronaut(), "BMP")  # 263 kB
+    with TestClient(create_app(max_upload_bytes=200_000)) as small:
+        assert_error(post_image(small, upload, "astronaut.bmp"), 413, "payload_too_large", "astronaut.bmp")
+
+
+def test_a_streamed_upload_is_cut_off_at_the_limit_without_a_length():
+    """A chunked body declares no Content-Length, so the limit must hold while reading."""
+    upload = grey_photo(data.astronaut(), "BMP", size=(1400, 1400))  # 2 MB: over limit + form allowance
+    body = multipart_body("colorit-boundary", "big.bmp", upload)
+    chunks = (body[start : start + 65536] for start in range(0, len(body), 65536))
+    with TestClient(create_app(max_upload_bytes=100_000)) as small:
+        response = small.post(
+            "/api/colorize", content=chunks, headers={"content-type": "multipart/form-data; boundary=colorit-boundary"}
+        )
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "payload_too_large", "big.bmp")
+
+
+def test_a_pixel_bomb_gets_413_before_decoding(client):
+    bomb = one_bit_png(30_000, 30_000)  # 900 megapixels in ~110 kB
+    assert len(bomb) < 1_000_000
+    assert_error(post_image(client, bomb, "bomb.png"), 413, "payload_too_large", "bomb.png", "pixels")
+
+
+def test_the_pixel_limit_is_configurable(grey_png):
+    with TestClient(create_app(max_pixels=100_000)) as strict:
+        assert_error(post_image(strict, grey_png, "astronaut.png"), 413, "payload_too_large", "262144")
+
+
+def test_hints_pull_the_region_towards_their_colour(client):
+    upload = grey_photo(data.coffee(), "PNG")  # 600 x 400
+    x, y = 280, 160  # a mid-grey patch: dark ones leave little room for chroma
+    red_hint = json.dumps([{"x": x, "y": y, "color": "#d01010", "radius": 12}])
+    plain, hinted = (post_image(client, upload, "coffee.png", **fields) for fields in ({}, {"hints": red_hint}))
+    assert plain.status_code == hinted.status_code == 200, hinted.text
+
+    def redness_around_hint(response) -> float:  # Lab a: positive is red
+        rgb = np.asarray(decode(response.content).convert("RGB"))[y - 8 : y + 8, x - 8 : x + 8]
+        return float(color.rgb2lab(rgb)[..., 1].mean())
+
+    assert redness_around_hint(hinted) > redness_around_hint(plain) + 10
+
+
+def test_a_full_pool_answers_503_at_once_while_health_stays_up(monkeypatch, grey_png):
+    """workers=1, queue=0: while one colorization is held inside the worker, the next is refused."""
+    inside, release = threading.Event(), threading.Event()
+    real_colorize_upload = server_app.colorize_upload
+
+    def held_colorize_upload(*args):
+        inside.set()
+        release.wait(timeout=120)  # only so that a broken test cannot hang the suite
+        return real_colorize_upload(*args)
+
+    monkeypatch.setattr(server_app, "colorize_upload", held_colorize_upload)
+    with TestClient(create_app(workers=1, queue_size=0)) as busy_client, ThreadPoolExecutor(1) as other_thread:
+        try:
+            first = other_thread.submit(post_image, busy_client, grey_png)
+            assert inside.wait(timeout=120)
+            refused = post_image(busy_client, grey_png, "second.png")
+            health = busy_client.get("/healthz")
+        finally:
+            release.set()
+        accepted = first.result(timeout=120)
+        after = busy_client.get("/healthz").json()
+    assert_error(refused, 503, "server_busy")
+    assert refused.headers["retry-after"] == "1"
+    assert health.status_code == 200 and health.json()["busy"] == 1
+    assert accepted.status_code == 200
+    assert after["busy"] == 0
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """Files this process holds open under folder, deleted ones included (Linux /proc)."""
+    found = []
+    for descriptor in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{descriptor}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc to see open files")
+def test_uploads_never_touch_the_temp_dir(monkeypatch, tmp_path, client):
+    """Over 1 MB, Starlette's own form parser would spool the upload into a temporary file."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    upload = grey_photo(data.astronaut(), "BMP", size=(1200, 1200))  # 1.4 MB
+    seen_while_working: list[str] = []
+    real_colorize_upload = server_app.colorize_upload
+
+    def watched_colorize_upload(*args):
+        seen_while_working.extend(open_files_under(tmp_path))
+        return real_colorize_upload(*args)
+
+    monkeypatch.setattr(server_app, "colorize_upload", watched_colorize_upload)
+    response = post_image(client, upload, "big.bmp", render_size="128")
+    assert response.status_code == 200, response.text
+    assert seen_while_working == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_refuses_bad_settings_before_starting(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["serve", "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert cli_main(["serve", "--model", "no-such-model"]) == 1
+    assert "no-such-model" in capsys.readouterr().err
+    with pytest.raises(ModelNotFound):
+        create_app(model="no-such-model")

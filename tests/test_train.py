@@ -1,0 +1,189 @@
+"""Training stack: pretrained encoder, both networks, data sampler, hint simulation, loop, DDP, export."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs the training extra")
+pytestmark = pytest.mark.train
+
+from PIL import Image  # noqa: E402
+from skimage import color as skcolor  # noqa: E402
+from skimage import data as skdata  # noqa: E402
+
+from colorit.train import data as train_data  # noqa: E402
+from colorit.train.export import NormalisedOutput, export, load_network  # noqa: E402
+from colorit.train.losses import ab_bins, classification_loss, rebalance_weights, regression_loss  # noqa: E402
+from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
+from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
+from colorit.train.train import Objective, TrainConfig, train  # noqa: E402
+
+PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea, "rocket": skdata.rocket}
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """A tiny corpus of real photos in the layout `colorit corpus build` writes (train/ and val/)."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "train").mkdir()
+    (root / "val").mkdir()
+    for name, load in PHOTOS.items():
+        Image.fromarray(load()).save(root / ("val" if name == "rocket" else "train") / f"{name}.jpg", quality=92)
+    return root
+
+
+def rgb_batch(size: int = 64) -> torch.Tensor:
+    images = [np.asarray(Image.fromarray(load()).resize((size, size), Image.BICUBIC)) for load in PHOTOS.values()]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+
+def test_pretrained_encoder_loads_strictly_and_knows_an_espresso():
+    net = load_pretrained_lite0().eval()  # load_state_dict(strict=True) inside
+    rgb = np.asarray(Image.fromarray(skdata.coffee()).resize((224, 224), Image.BICUBIC), dtype=np.float32) / 255
+    with torch.no_grad():
+        probs = net(torch.from_numpy(rgb).permute(2, 0, 1)[None] * 2 - 1).softmax(1)[0]
+    assert probs.argmax().item() == 967  # ImageNet "espresso"
+    assert probs[967] > 0.5
+
+
+def test_default_model_shape_range_and_hint_channels():
+    bins = ab_bins()
+    net = ColorUNet(bins, load_pretrained_lite0()).eval()
+    x = torch.cat([rgb_batch()[:2].mean(1, keepdim=True) * 2 - 1, torch.zeros(2, 3, 64, 64)], 1)
+    x = torch.nn.functional.interpolate(x, size=(64, 96))
+    with torch.no_grad():
+        ab = net(x)
+    assert ab.shape == (2, 2, 64, 96)
+    # The annealed mean is a convex combination of bin centres, so it stays inside their range.
+    assert ab.min() >= bins.min() - 1e-3 and ab.max() <= bins.max() + 1e-3
+    assert 200 < len(bins) < 330  # the sRGB gamut on a grid of 10 (Zhang et al. have 313 on theirs)
+
+
+def test_seed_autoencoder_is_the_original_architecture():
+    net = SeedAutoencoder()
+    assert sum(p.numel() for p in net.parameters()) == 6_219_410
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 13 and [c.out_channels for c in convs[:8]] == [64, 128, 128, 256, 256, 512, 512, 256]
+    with torch.no_grad():
+        ab = net(torch.rand(1, 1, 64, 96) * 2 - 1)
+    assert ab.shape == (1, 2, 64, 96) and ab.abs().max() <= 128
+
+
+def test_rgb_to_lab_matches_scikit_image():
+    rgb = rgb_batch(32)
+    ours = train_data.rgb_to_lab(rgb).permute(0, 2, 3, 1).numpy()
+    theirs = skcolor.rgb2lab(rgb.permute(0, 2, 3, 1).numpy())
+    assert np.abs(ours - theirs).max() < 0.05
+
+
+def test_crop_sampler_is_deterministic_and_stays_inside_the_image():
+    images = [torch.from_numpy(load()).permute(2, 0, 1) for load in PHOTOS.values()]
+    first = train_data.CropSampler(images, torch.device("cpu"), seed=3).sample(6, 64)
+    second = train_data.CropSampler(images, torch.device("cpu"), seed=3).sample(6, 64)
+    other = train_data.CropSampler(images, torch.device("cpu"), seed=4).sample(6, 64)
+    assert first.shape == (6, 3, 64, 64)
+    assert torch.equal(first, second) and not torch.equal(first, other)
+    # Images are padded with black to a common size: a crop that left its image would have black rows.
+    assert (first.amax(dim=(1, 3)) > 0.02).all()
+
+
+def test_simulated_hints_carry_the_mean_ground_truth_colour():
+    ab = train_data.rgb_to_lab(rgb_batch(96))[:, 1:]
+    hints = train_data.simulate_hints(ab, torch.Generator().manual_seed(0), p_none=0.0)
+    mask = hints[:, 2] > 0
+    assert mask.any(dim=(1, 2)).all()  # p_none=0: every sample has at least one hint
+    assert mask.float().mean() < 0.1  # hints are sparse
+    hinted = hints[:, :2].permute(0, 2, 3, 1)[mask] * 110
+    # A patch's value is the mean ab inside it, so hinted values stay near the true ab there.
+    assert (hinted - ab.permute(0, 2, 3, 1)[mask]).norm(dim=-1).median() < 15
+    none = train_data.simulate_hints(ab, torch.Generator().manual_seed(0), p_none=1.0)
+    assert none.abs().sum() == 0
+
+
+def test_rebalancing_favours_rare_colours():
+    bins = ab_bins()
+    samples = torch.cat([torch.zeros(9000, 2), torch.tensor([[60.0, 60.0]]).repeat(1000, 1)])  # mostly grey
+    weights = rebalance_weights(samples, bins)
+    grey = ((bins - torch.tensor([0.0, 0.0])) ** 2).sum(1).argmin()
+    orange = ((bins - torch.tensor([60.0, 60.0])) ** 2).sum(1).argmin()
+    assert weights[orange] > weights[grey]
+
+
+@pytest.mark.parametrize("model_name", ["default", "seed-ae"])
+def test_a_few_training_steps_lower_the_loss(model_name):
+    torch.manual_seed(0)
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()) if model_name == "default" else SeedAutoencoder()
+    hint_channels = model_name == "default"
+    net_input, ab, weight = train_data.make_batch(rgb_batch(64), None, hint_channels)
+    class_weight = torch.ones(len(net.ab_bins)) if hint_channels else None
+    objective = Objective(net, class_weight).train()
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(12):
+        loss = objective(net_input, ab, weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_losses_ignore_grey_crops():
+    rgb = rgb_batch(64)
+    _, ab, _ = train_data.make_batch(rgb, None, False)
+    prediction = torch.zeros_like(ab)
+    assert regression_loss(prediction, ab, torch.zeros(4)) == 0
+    logits = torch.randn(4, len(ab_bins()), 16, 16)
+    assert classification_loss(logits, ab, torch.zeros(4), ab_bins(), torch.ones(len(ab_bins()))) == 0
+
+
+def tiny_config(photo_folder: Path, out: Path, model: str, steps: int, resume: bool = False) -> TrainConfig:
+    return TrainConfig(data=str(photo_folder), out=str(out), model=model, crop=64, batch=4, steps=steps,
+                       val_every=2, val_crop=64, warmup_steps=2, workers=0, resume=resume)
+
+
+def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
+    best = train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=2))
+    assert best.exists() and (tmp_path / "last.pt").exists()
+    train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=4, resume=True))
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["step"] == 4
+    assert [h["step"] for h in state["history"]] == [2, 4]
+    assert {"val_loss", "auc", "saturated_auc", "chroma_ratio"} <= set(state["history"][-1])
+
+
+def test_export_matches_pytorch_and_takes_any_size(photo_folder, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    checkpoint = train(tiny_config(photo_folder, tmp_path / "run", "default", steps=2))
+    card = export(checkpoint, "tiny", tmp_path / "models", photo_folder / "val" / "rocket.jpg", temperature=0.5)
+    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    assert card["input_channels"] == 4 and card["accepts_hints"] and card["temperature"] == 0.5
+    assert card["parameters"] > 3_000_000 and 0.5 < card["gflops_256"] < 10
+    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 4, 96, 160)).astype(np.float32)
+    x[:, 1:] = 0
+    net, _ = load_network(checkpoint, temperature=0.5)
+    with torch.no_grad():
+        expected = NormalisedOutput(net).eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(session.run(["ab"], {"input": x})[0] - expected).max() <= 1e-4
+
+
+def test_distributed_training_smoke(photo_folder, tmp_path):
+    """Two processes on gloo (as `torchrun` runs them) train, checkpoint and resume together."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "colorit", "train", "--data", str(photo_folder), "--out", str(tmp_path), "--model", "seed-ae",
+               "--crop", "64", "--batch", "2", "--val-every", "2", "--workers", "0", "--warmup-steps", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(command + ["--steps", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run(command + ["--steps", "4", "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed from" in second.stdout
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["world_size"] == 2 and state["step"] == 4 and len(state["sampler_rng"]) == 2

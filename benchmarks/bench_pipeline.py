@@ -28,8 +28,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from colorit.io import cpu_count, encode_image, read_image, write_image  # noqa: E402
 from colorit.api import colorize_picture  # noqa: E402
+from colorit.io import cpu_count, encode_image, read_image, write_image  # noqa: E402
 from colorit.session import list_models, load_model  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "pipeline.json"
@@ -134,6 +134,7 @@ def main() -> None:
             big_seconds, big_peak = big_jpeg_in_child(name, big, scratch / f"big-{name}.jpg")
             rate = folder_throughput(name, folder, scratch / f"out-{name}", args.folder_images)
             results["models"][name] = {
+                "architecture": card.get("architecture"),
                 "render_size": load_model(name).default_render_size,
                 "one_mp_png_ms": {"median": 1000 * statistics.median(times), "min": 1000 * min(times), "runs": len(times)},
                 "big_jpeg_24mp": {"seconds": big_seconds, "peak_rss_mb": big_peak},

@@ -154,3 +154,36 @@ def render_hints(hints, full_size: tuple[int, int], work_size: tuple[int, int]) 
         channels[1, y0:y1, x0:x1] = hint.ab[1] / AB_SCALE
         channels[2, y0:y1, x0:x1] = 1.0
     return channels
+
+
+# Hint propagation. The network takes hints as input but, trained for minutes rather than days, it
+# follows them only weakly; so each hint also pulls the predicted chroma towards its colour with a
+# joint-bilateral weight: near the point and at a similar luminance (the same object, as likely as
+# not), fading to nothing elsewhere. At the point itself the colour is the hint's.
+SPREAD_FRACTION = 0.25  # spatial sigma, a fraction of the working image's longer side (tuned on val)
+LUMINANCE_SIGMA = 20.0  # L units (tuned with SPREAD_FRACTION on 15 validation images, 10 hints)
+
+
+def propagate_hints(ab: np.ndarray, L_work: np.ndarray, hints, full_size: tuple[int, int]) -> None:
+    """Pull ab [2, h, w] (in place, at the working size) towards each hint's colour."""
+    height, width = L_work.shape
+    full_width, full_height = full_size
+    scale_x, scale_y = width / full_width, height / full_height
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    cols = np.arange(width, dtype=np.float32)[None, :]
+    total_weight = np.zeros((height, width), dtype=np.float32)
+    total_pull = np.zeros_like(ab)
+    for hint in hints:
+        radius = hint.radius * (scale_x + scale_y) / 2
+        cx, cy = hint.x * scale_x, hint.y * scale_y
+        x0, x1 = _span(cx, radius, width)
+        y0, y1 = _span(cy, radius, height)
+        shortfall = np.asarray(hint.ab, dtype=np.float32) - ab[:, y0:y1, x0:x1].mean(axis=(1, 2))
+        sigma = max(SPREAD_FRACTION * max(width, height), 3 * radius)
+        distance2 = ((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2)
+        brightness2 = (L_work - L_work[y0:y1, x0:x1].mean()) ** 2 / (2 * LUMINANCE_SIGMA**2)
+        weight = np.exp(-(distance2 + brightness2))
+        total_weight += weight
+        total_pull += weight * shortfall[:, None, None]
+    # Where hints overlap, their pulls are averaged rather than added.
+    ab += total_pull / np.maximum(total_weight, 1.0)

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from colorit.color import lab_planes_to_rgb, luminance_L
-from colorit.hints import Hint, parse_hints, render_hints
+from colorit.hints import Hint, parse_hints, propagate_hints, render_hints
 from colorit.session import ModelSession
 
 # Rows are recombined in strips of about this many pixels: the float32 temporaries of one strip stay
@@ -110,7 +110,10 @@ def colorize_array(
     work_size = working_size(width, height, render_size or session.default_render_size)
     hint_list = _as_hints(hints, L, hints_source) if hints is not None else []
     hint_channels = render_hints(hint_list, (width, height), work_size) if hint_list else None
-    ab = session.predict_ab(_resize_plane(L, work_size), hint_channels)
+    L_work = _resize_plane(L, work_size)
+    ab = session.predict_ab(L_work, hint_channels)
+    if hint_list:
+        propagate_hints(ab, L_work, hint_list, (width, height))
     if saturation != 1.0:
         ab *= np.float32(saturation)
     out = np.empty((height, width, 3 if alpha is None else 4), dtype=pixels.dtype)

@@ -25,6 +25,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def training_module(verb: str, module_name: str):
+    """Import a module of colorit.train, which needs the optional training extra; None (after
+    saying why on one line) when it is not installed."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"colorit {verb}: needs the training extra (pip install 'colorit[train]'): {exc}", file=sys.stderr)
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="colorit", description="Colorize black-and-white photographs and artworks.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)

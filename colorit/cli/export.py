@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from colorit.cli import training_module
+
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -24,17 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from colorit.train.export import export
-    except ImportError as exc:
-        print(f"colorit export: needs the training extra (pip install 'colorit[train]'): {exc}", file=sys.stderr)
+    exporting = training_module("export", "colorit.train.export")
+    if exporting is None:
         return 2
     parity_image = args.parity_image or min((BUNDLED_DIR.parent / "samples").glob("*.[pj][np]g"))
     if not args.checkpoint.is_file():
         print(f"colorit export: {args.checkpoint}: no such checkpoint", file=sys.stderr)
         return 2
     try:
-        card = export(args.checkpoint, args.name, args.out, parity_image, args.temperature, args.render_size)
+        card = exporting.export(args.checkpoint, args.name, args.out, parity_image, args.temperature, args.render_size)
     except ValueError as exc:
         print(f"colorit export: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,8 @@ import argparse
 import sys
 from dataclasses import fields
 
+from colorit.cli import training_module
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a folder of images (recursively); run under torchrun for DDP",
@@ -30,10 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from colorit.train.train import TrainConfig, train
-    except ImportError as exc:
-        print(f"colorit train: needs the training extra (pip install 'colorit[train]'): {exc}", file=sys.stderr)
+    training = training_module("train", "colorit.train.train")
+    if training is None:
         return 2
     if not args.steps and not args.minutes:
         print("colorit train: give --steps or --minutes", file=sys.stderr)
@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if args.crop % 32:
         print(f"colorit train: --crop {args.crop} is not a multiple of 32", file=sys.stderr)
         return 2
-    names = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    names = {f.name for f in fields(training.TrainConfig)}
+    config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     try:
-        best = train(config)
+        best = training.train(config)
     except ValueError as exc:
         print(f"colorit train: {exc}", file=sys.stderr)
         return 2

@@ -201,8 +201,10 @@ def train(cfg: TrainConfig) -> Path:
     bar = tqdm(total=cfg.steps or None, initial=step, disable=rank != 0, unit="step", dynamic_ncols=True)
     progress = progress_of(step, elapsed)
     window_start, window_images = time.perf_counter(), 0
+    # Training time runs from one step's end to the next, so GPU work still queued when a step's
+    # Python returns is counted; validation and checkpoints are left out.
+    step_end = time.perf_counter()
     while progress < 1.0:
-        started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group["lr_scale"] * lr_factor(step, progress, cfg.warmup_steps)
         rgb = sampler.sample(cfg.batch, cfg.crop).contiguous(memory_format=torch.channels_last)
@@ -213,14 +215,15 @@ def train(cfg: TrainConfig) -> Path:
         loss.backward()
         optimizer.step()
         step += 1
-        elapsed += time.perf_counter() - started
         window_images += cfg.batch * world
         if step % 10 == 0:
             rate = window_images / (time.perf_counter() - window_start)
             window_start, window_images = time.perf_counter(), 0
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}", epoch=sampler.epoch)
         bar.update(1)
-        progress = progress_of(step, elapsed)
+        elapsed += time.perf_counter() - step_end
+        step_end = time.perf_counter()
+        progress = progress_of(step, elapsed)  # its .item() waits for the GPU: counted in the next step
         if step % cfg.val_every == 0 or progress >= 1.0:
             record = {"step": step, "minutes": elapsed / 60, "train_loss": loss.item(), "epoch": sampler.epoch}
             if val_crops is not None:
@@ -237,6 +240,7 @@ def train(cfg: TrainConfig) -> Path:
             if current.item() < best_loss:
                 best_loss = current.item()
                 save_checkpoint(best_path)
+            step_end = time.perf_counter()
     bar.close()
     if world > 1:
         dist.destroy_process_group()

@@ -37,10 +37,12 @@ RESULTS = REPO / "benchmarks" / "results" / "load.json"
 REQUEST_TIMEOUT_S = 300
 START_TIMEOUT_S = 120
 SAMPLE_EVERY_S = 0.05
+HEALTHZ_EVERY_S = 0.25
+UPLOAD_SIZE = (1155, 866)  # a 4:3 photo of about one megapixel
 
 
 def one_megapixel_grey_jpeg() -> bytes:
-    image = Image.fromarray(data.astronaut()).convert("L").resize((1155, 866), Image.Resampling.LANCZOS)
+    image = Image.fromarray(data.astronaut()).convert("L").resize(UPLOAD_SIZE, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
@@ -117,7 +119,7 @@ def send_colorize(client: httpx.Client, upload: bytes) -> dict:
     except httpx.HTTPError as error:
         return {"status": type(error).__name__, "seconds": time.perf_counter() - started}
     outcome = {"status": response.status_code, "seconds": time.perf_counter() - started}
-    if response.status_code == 200 and Image.open(io.BytesIO(response.content)).size != (1155, 866):
+    if response.status_code == 200 and Image.open(io.BytesIO(response.content)).size != UPLOAD_SIZE:
         outcome["status"] = "wrong size"
     return outcome
 
@@ -168,7 +170,7 @@ def main() -> int:
         idle_mb = rss_mb(process)
         with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as health_client:
             memory = Sampler(lambda: rss_mb(process), SAMPLE_EVERY_S)
-            health = Sampler(lambda: healthz_seconds(health_client), 0.25)
+            health = Sampler(lambda: healthz_seconds(health_client), HEALTHZ_EVERY_S)
             memory.start()
             health.start()
             outcomes, wall_s = run_load(base_url, upload, args.requests, args.clients)
@@ -182,7 +184,7 @@ def main() -> int:
     report = {
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "server": {"workers": settings["workers"], "queue": settings["queue"]},
-        "upload": {"pixels": 1155 * 866, "bytes": len(upload), "format": "JPEG, grey"},
+        "upload": {"pixels": UPLOAD_SIZE[0] * UPLOAD_SIZE[1], "bytes": len(upload), "format": "JPEG, grey"},
         "requests": args.requests,
         "clients": args.clients,
         "statuses": dict(sorted(statuses.items())),

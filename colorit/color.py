@@ -257,6 +257,5 @@ def color_at_luminance(rgb: np.ndarray, luminance: float) -> np.ndarray:
         linear = linear * np.float32(luminance / own_luminance)
     else:
         linear = np.full(3, luminance, dtype=np.float32)
-    column = linear.reshape(3, 1).copy()
-    clip_towards_grey(column, np.full(1, luminance, dtype=np.float32))
-    return _linear_to_lab(column[:, 0])
+    clip_towards_grey(linear.reshape(3, 1), np.full(1, luminance, dtype=np.float32))  # in place, through the view
+    return _linear_to_lab(linear)

@@ -46,7 +46,7 @@ def _load(data, source: str) -> list:
         except ValueError as exc:
             raise HintError(f"{source}: not valid JSON ({exc})") from None
     if isinstance(data, dict) and "hints" in data:
-        data = data["hints"]  # the web page's download format wraps the list
+        data = data["hints"]  # a list wrapped in an object, which the web page's importer also takes
     if not isinstance(data, (list, tuple)):
         raise HintError(f"{source}: expected a list of hints, got {type(data).__name__}")
     return list(data)
@@ -85,10 +85,8 @@ def _ab_of(entry: dict, L: np.ndarray, x: float, y: float, radius: float, where:
     if "color" not in entry:
         raise HintError(f"{where}: missing 'color' (e.g. \"#c03020\")")
     rgb = parse_color(entry["color"], where)
-    height, width = L.shape
-    x0, x1 = _span(x, radius, width)
-    y0, y1 = _span(y, radius, height)
-    luminance = float(L_to_luminance(np.float32(L[y0:y1, x0:x1].mean())))
+    rows, cols = _patch(x, y, radius, L.shape)
+    luminance = float(L_to_luminance(np.float32(L[rows, cols].mean())))
     lab = color_at_luminance(np.array(rgb), luminance)
     return float(lab[1]), float(lab[2])
 
@@ -136,23 +134,32 @@ def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
     return start, stop
 
 
+def _patch(x: float, y: float, radius: float, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows and columns of the square of half-side radius around (x, y) in an array of `shape`."""
+    height, width = shape
+    return slice(*_span(y, radius, height)), slice(*_span(x, radius, width))
+
+
+def _at_working_size(hints, full_size: tuple[int, int], work_size: tuple[int, int]) -> list[Hint]:
+    """The hints with position and radius in pixels of the working image; sizes are (width, height)."""
+    (full_width, full_height), (width, height) = full_size, work_size
+    scale_x, scale_y = width / full_width, height / full_height
+    return [Hint(hint.x * scale_x, hint.y * scale_y, hint.ab, hint.radius * (scale_x + scale_y) / 2) for hint in hints]
+
+
 def render_hints(hints, full_size: tuple[int, int], work_size: tuple[int, int]) -> np.ndarray:
     """Hint channels [3, h, w] float32 (a/110, b/110, mask) at the working size.
 
     full_size and work_size are (width, height), as Pillow gives them. Each hint fills a square of
     half-side `radius` (scaled to the working size), at least one pixel; later hints win overlaps.
     """
-    full_width, full_height = full_size
     width, height = work_size
     channels = np.zeros((3, height, width), dtype=np.float32)
-    scale_x, scale_y = width / full_width, height / full_height
-    for hint in hints:
-        radius = hint.radius * (scale_x + scale_y) / 2
-        x0, x1 = _span(hint.x * scale_x, radius, width)
-        y0, y1 = _span(hint.y * scale_y, radius, height)
-        channels[0, y0:y1, x0:x1] = hint.ab[0] / AB_SCALE
-        channels[1, y0:y1, x0:x1] = hint.ab[1] / AB_SCALE
-        channels[2, y0:y1, x0:x1] = 1.0
+    for hint in _at_working_size(hints, full_size, work_size):
+        rows, cols = _patch(hint.x, hint.y, hint.radius, (height, width))
+        channels[0, rows, cols] = hint.ab[0] / AB_SCALE
+        channels[1, rows, cols] = hint.ab[1] / AB_SCALE
+        channels[2, rows, cols] = 1.0
     return channels
 
 
@@ -170,23 +177,18 @@ PREDICTED_AB_SIGMA = 10.0  # ab units
 def propagate_hints(ab: np.ndarray, L_work: np.ndarray, hints, full_size: tuple[int, int]) -> None:
     """Pull ab [2, h, w] (in place, at the working size) towards each hint's colour."""
     height, width = L_work.shape
-    full_width, full_height = full_size
-    scale_x, scale_y = width / full_width, height / full_height
     rows = np.arange(height, dtype=np.float32)[:, None]
     cols = np.arange(width, dtype=np.float32)[None, :]
     predicted = ab.copy()
     total_weight = np.zeros((height, width), dtype=np.float32)
     total_pull = np.zeros_like(ab)
-    for hint in hints:
-        radius = hint.radius * (scale_x + scale_y) / 2
-        cx, cy = hint.x * scale_x, hint.y * scale_y
-        x0, x1 = _span(cx, radius, width)
-        y0, y1 = _span(cy, radius, height)
-        predicted_here = predicted[:, y0:y1, x0:x1].mean(axis=(1, 2))
+    for hint in _at_working_size(hints, full_size, (width, height)):
+        patch_rows, patch_cols = _patch(hint.x, hint.y, hint.radius, (height, width))
+        predicted_here = predicted[:, patch_rows, patch_cols].mean(axis=(1, 2))
         shortfall = np.asarray(hint.ab, dtype=np.float32) - predicted_here
-        sigma = max(SPREAD_FRACTION * max(width, height), 3 * radius)
-        exponent = ((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2)
-        exponent = exponent + (L_work - L_work[y0:y1, x0:x1].mean()) ** 2 / (2 * LUMINANCE_SIGMA**2)
+        sigma = max(SPREAD_FRACTION * max(width, height), 3 * hint.radius)
+        exponent = ((rows - hint.y) ** 2 + (cols - hint.x) ** 2) / (2 * sigma**2)
+        exponent = exponent + (L_work - L_work[patch_rows, patch_cols].mean()) ** 2 / (2 * LUMINANCE_SIGMA**2)
         exponent += ((predicted - predicted_here[:, None, None]) ** 2).sum(axis=0) / (2 * PREDICTED_AB_SIGMA**2)
         weight = np.exp(-exponent)
         total_weight += weight

@@ -54,7 +54,8 @@ class Picture:
 
     pixels: HxW (grey), HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA); uint8 or uint16.
     icc_profile: kept only when it describes RGB, since the output is RGB.
-    exif: as found; read_image turns the pixels upright and so sets the orientation to 1.
+    exif: as found, less TIFF pixel-layout tags; read_image turns the pixels upright and so sets
+    the orientation to 1.
     """
 
     pixels: np.ndarray

@@ -24,16 +24,16 @@ AUC_MAX_THRESHOLD = 150
 SATURATED_CHROMA = 20.0
 
 
-def psnr(output: np.ndarray, reference: np.ndarray, data_range: float = RGB_DATA_RANGE) -> float:
+def psnr(output: np.ndarray, reference: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB over all pixels and channels; inf for identical images."""
     _check_same_shape(output, reference)
     mse = np.mean((output.astype(np.float64) - reference.astype(np.float64)) ** 2)
     if mse == 0:
         return float("inf")
-    return float(10.0 * np.log10(data_range**2 / mse))
+    return float(10.0 * np.log10(RGB_DATA_RANGE**2 / mse))
 
 
-def ssim(output: np.ndarray, reference: np.ndarray, data_range: float = RGB_DATA_RANGE) -> float:
+def ssim(output: np.ndarray, reference: np.ndarray) -> float:
     """Mean structural similarity (Wang et al. 2004), averaged over channels.
 
     Statistics are taken over the Gaussian window only where it fits inside the image ("valid"
@@ -50,8 +50,8 @@ def ssim(output: np.ndarray, reference: np.ndarray, data_range: float = RGB_DATA
     var_x = mean_xx - mean_x**2
     var_y = mean_yy - mean_y**2
     cov_xy = mean_xy - mean_x * mean_y
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
+    c1 = (SSIM_K1 * RGB_DATA_RANGE) ** 2
+    c2 = (SSIM_K2 * RGB_DATA_RANGE) ** 2
     ssim_map = ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)) / (
         (mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2)
     )
@@ -158,9 +158,9 @@ def ab_error(lab_output: np.ndarray, lab_reference: np.ndarray) -> np.ndarray:
     return np.hypot(difference[..., 0], difference[..., 1])
 
 
-def saturated_mask(lab_reference: np.ndarray, min_chroma: float = SATURATED_CHROMA) -> np.ndarray:
-    """Pixels whose ground-truth chroma sqrt(a^2 + b^2) is at least min_chroma."""
-    return np.hypot(lab_reference[..., 1], lab_reference[..., 2]) >= min_chroma
+def saturated_mask(lab_reference: np.ndarray) -> np.ndarray:
+    """Pixels whose ground-truth chroma sqrt(a^2 + b^2) is at least SATURATED_CHROMA."""
+    return np.hypot(lab_reference[..., 1], lab_reference[..., 2]) >= SATURATED_CHROMA
 
 
 @dataclass

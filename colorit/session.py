@@ -38,9 +38,10 @@ class ModelSession:
         # full-resolution recombination that follows it.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        self._input_name = self._session.get_inputs()[0].name
+        graph_input = self._session.get_inputs()[0]
+        self._input_name = graph_input.name
         # The graph, not the card, decides how many channels go in.
-        channels = self._session.get_inputs()[0].shape[1]
+        channels = graph_input.shape[1]
         self.input_channels = channels if isinstance(channels, int) else int(card.get("input_channels", 1))
         self.name: str = card.get("name", path.stem)
         self.card = card
@@ -61,16 +62,13 @@ class ModelSession:
         if hint_channels is not None and not self.accepts_hints:
             raise HintError(f"model {self.name}: takes no hints (use a model with accepts_hints, e.g. 'default')")
         pad = ((0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE))
-        net_input = np.zeros((1, self.input_channels) + _padded_shape(height, width), dtype=np.float32)
-        net_input[0, 0] = np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
+        L_input = np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
+        net_input = np.zeros((1, self.input_channels) + L_input.shape, dtype=np.float32)
+        net_input[0, 0] = L_input
         if hint_channels is not None:
             net_input[0, 1:4, :height, :width] = hint_channels
         ab = self._session.run(None, {self._input_name: net_input})[0][0, :, :height, :width] * AB_SCALE
         return np.ascontiguousarray(ab, dtype=np.float32)
-
-
-def _padded_shape(height: int, width: int) -> tuple[int, int]:
-    return height + -height % SIZE_MULTIPLE, width + -width % SIZE_MULTIPLE
 
 
 def _read_card(path: Path) -> dict:

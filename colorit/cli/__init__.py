@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 # verb -> module; each module defines add_parser(subparsers) and run(args) -> exit status.
@@ -23,6 +24,29 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def number_parser(kind: type, minimum: float, *, above: bool = False):
+    """An argparse type: a finite number of `kind` at least (or, with above, greater than) minimum."""
+    expected = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (above and value == minimum):
+            bound = f"{'>' if above else '>='} {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {'finite and ' if kind is float else ''}{bound}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = number_parser(int, 1)
+non_negative_int = number_parser(int, 0)
+positive_float = number_parser(float, 0, above=True)
+non_negative_float = number_parser(float, 0)
 
 
 def training_module(verb: str, module_name: str):

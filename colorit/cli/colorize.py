@@ -8,27 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from colorit.cli import non_negative_float, positive_int
+
 OUTPUT_FORMATS = ("png", "jpg", "jpeg", "webp", "tif", "tiff")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _saturation(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> None:
@@ -41,13 +23,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results (created if needed)")
     p.add_argument("--model", default="default", help="bundled model name or path to an .onnx file (default: default)")
-    p.add_argument("--render-size", type=_positive_int, metavar="N", help="longer side of the network's working image (default: from the model card)")
-    p.add_argument("--saturation", type=_saturation, default=1.0, metavar="F", help="scale the colours' chroma (default 1.0; 0 = grey)")
+    p.add_argument("--render-size", type=positive_int, metavar="N", help="longer side of the network's working image (default: from the model card)")
+    p.add_argument("--saturation", type=non_negative_float, default=1.0, metavar="F", help="scale the colours' chroma (default 1.0; 0 = grey)")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's own; PNG for other formats)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="parallel processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N", help="parallel processes (default 1)")
     p.add_argument("--hints", metavar="FILE.json", help="colour hints for a single input image (JSON list of {x, y, color})")
-    p.add_argument("--max-pixels", type=_positive_int, metavar="N", help="refuse larger images before decoding (default 200000000)")
+    p.add_argument("--max-pixels", type=positive_int, metavar="N", help="refuse larger images before decoding (default 200000000)")
     p.set_defaults(run=run)
 
 
@@ -129,9 +111,7 @@ def _plan(args, report) -> tuple[list[Job], int]:
         else:
             claimed[target] = job.source
             kept.append(job)
-            continue
-        failures += 1
-    return kept, failures
+    return kept, failures + len(jobs) - len(kept)
 
 
 def _check_output_folder(outdir: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from colorit.cli import positive_int
 from colorit.errors import ColoritError
 
 
@@ -14,13 +15,6 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
@@ -51,9 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--seed", type=int, default=0, help="changes which pictures go to validation (default 0)")
     build.add_argument(
-        "--min-side", type=_positive, default=256, help="smallest shorter side kept, in pixels (default 256; 128 adds more)"
+        "--min-side", type=positive_int, default=256, help="smallest shorter side kept, in pixels (default 256; 128 adds more)"
     )
-    build.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    build.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     build.set_defaults(run=run)
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from colorit.cli.serve import non_negative_int, positive_int
+from colorit.cli import non_negative_int, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

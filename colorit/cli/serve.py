@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
+from colorit.cli import non_negative_int, positive_float, positive_int
 from colorit.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE, DEFAULT_WORKERS
 
 
@@ -46,23 +46,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"colorit serve: http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
-
-
-def number_parser(kind: type, minimum: float, *, above: bool = False) -> Callable[[str], float]:
-    """An argparse type: a number of `kind` at least (or, with above, greater than) minimum."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-        if value < minimum or (above and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {minimum}, not {text}")
-        return value
-
-    return parse
-
-
-positive_int = number_parser(int, 1)
-non_negative_int = number_parser(int, 0)
-positive_float = number_parser(float, 0, above=True)

@@ -324,7 +324,6 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.pool = pool
     install_error_handlers(app)
 
     @app.post(

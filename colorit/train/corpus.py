@@ -138,13 +138,14 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-def _analysis_sample(img: Image.Image) -> Image.Image:
+def shrink_to_fit(img: Image.Image, max_side: int, resample: Image.Resampling, **options) -> Image.Image:
+    """img resized so that its longer side is max_side, aspect ratio kept; img itself if it fits."""
     longer = max(img.size)
-    if longer <= ANALYSIS_SIDE:
+    if longer <= max_side:
         return img
-    scale = ANALYSIS_SIDE / longer
+    scale = max_side / longer
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.NEAREST)
+    return img.resize(size, resample, **options)
 
 
 def _transparent_fraction(img: Image.Image) -> float:
@@ -168,7 +169,7 @@ def photo_filter_reason(img: Image.Image, min_side: int = MIN_SIDE) -> str | Non
     """
     if min(img.size) < min_side:
         return "small"
-    sample = _analysis_sample(img)
+    sample = shrink_to_fit(img, ANALYSIS_SIDE, Image.Resampling.NEAREST)
     if _transparent_fraction(sample) >= MAX_TRANSPARENT_FRACTION:
         return "transparent"
     rgb = np.asarray(flatten_to_rgb(sample))
@@ -499,15 +500,6 @@ class Analysis:
     error: str = ""
 
 
-def resize_to_fit(img: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
-    longer = max(img.size)
-    if longer <= max_side:
-        return img
-    scale = max_side / longer
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
 def encode_jpeg(img: Image.Image) -> bytes:
     buffer = io.BytesIO()
     # 4:4:4: chroma is what a colorizer learns, so it is not subsampled.
@@ -523,7 +515,8 @@ def analyse(candidate: Candidate, min_side: int = MIN_SIDE) -> Analysis:
             reason = photo_filter_reason(img, min_side)
             if reason:
                 return Analysis(candidate, reason, source_pixels)
-            picture = resize_to_fit(flatten_to_rgb(ImageOps.exif_transpose(img)))
+            upright = flatten_to_rgb(ImageOps.exif_transpose(img))
+            picture = shrink_to_fit(upright, MAX_SIDE, Image.Resampling.LANCZOS, reducing_gap=3.0)
     except UnsupportedEntry as exc:
         return Analysis(candidate, "unsupported", error=str(exc))
     except (OSError, ValueError, SyntaxError, zlib.error, Image.DecompressionBombError) as exc:
@@ -546,14 +539,14 @@ def _identity(analysis: Analysis) -> tuple[str, str]:
     return analysis.candidate.package, analysis.candidate.original_path
 
 
-def drop_near_duplicates(analyses: Sequence[Analysis], max_distance: int = DUPLICATE_DISTANCE) -> list[Analysis]:
+def drop_near_duplicates(analyses: Sequence[Analysis]) -> list[Analysis]:
     """Mark all but the largest picture of each group of near-identical ones as 'duplicate'."""
     result = list(analyses)
     passed = [i for i, a in enumerate(result) if a.reason is None]
     passed.sort(key=lambda i: (-result[i].source_pixels, _identity(result[i])))
     kept_hashes: list[int] = []
     for i in passed:
-        if any(hamming(result[i].dhash, kept) <= max_distance for kept in kept_hashes):
+        if any(hamming(result[i].dhash, kept) <= DUPLICATE_DISTANCE for kept in kept_hashes):
             result[i] = replace(result[i], reason="duplicate", jpeg=b"")
         else:
             kept_hashes.append(result[i].dhash)
@@ -607,11 +600,14 @@ def write_manifest(path: Path, rows: Sequence[dict[str, object]]) -> bool:
 class PackageCounts:
     package: str
     found: int = 0
-    kept: int = 0
     train: int = 0
     val: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     failure: str = ""
+
+    @property
+    def kept(self) -> int:
+        return self.train + self.val
 
 
 def format_report(counts: Sequence[PackageCounts]) -> str:
@@ -703,7 +699,6 @@ def build_corpus(
         target = out_dir / split / output_name(candidate.package, candidate.original_path)
         if not target.exists():
             write_atomically(target, analysis.jpeg)
-        package_counts.kept += 1
         if split == "val":
             package_counts.val += 1
         else:

@@ -10,7 +10,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -46,7 +46,6 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     resume: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def build_model(name: str) -> nn.Module:

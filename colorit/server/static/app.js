@@ -2,7 +2,6 @@
 
 // Re-colorize this long after the last change, so a drag or a slider move sends one request, not dozens.
 const DEBOUNCE_MS = 150;
-const DEFAULT_FORMATS = { "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/tiff": "tiff" };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -53,7 +52,7 @@ const state = {
   history: [],
   selectedId: null,
   nextHintId: 1,
-  drag: null, // {id, pointerId, moved}
+  drag: null, // {pointerId, moved}
   request: null, // AbortController of the colorization in flight
   timer: 0,
   resultCount: 0,
@@ -157,14 +156,10 @@ async function requestColorized(format, signal) {
   return { blob: await response.blob(), filename: filenameFrom(response) };
 }
 
+// The server names every result in Content-Disposition, the exact UTF-8 name in filename*.
 function filenameFrom(response) {
-  const disposition = response.headers.get("Content-Disposition") || "";
-  const encoded = /filename\*=UTF-8''([^;]+)/i.exec(disposition);
-  if (encoded) return decodeURIComponent(encoded[1]);
-  const plain = /filename="([^"]+)"/i.exec(disposition);
-  if (plain) return plain[1];
-  const stem = state.file.name.replace(/\.[^.]*$/, "") || "image";
-  return `${stem}-colorized.${DEFAULT_FORMATS[state.file.type] || "png"}`;
+  const encoded = /filename\*=UTF-8''([^;]+)/i.exec(response.headers.get("Content-Disposition"));
+  return decodeURIComponent(encoded[1]);
 }
 
 function cancelPending() {
@@ -216,14 +211,10 @@ async function showResult(blob, filename, signal) {
   state.result = { url, blob, filename };
   setImageSize(image);
   ui.resultImage.src = url;
-  if (state.previewFormat) {
-    // The original cannot be shown: stand in with the result drained of colour.
-    for (const img of [ui.originalSide, ui.originalOverlay]) {
-      img.src = url;
-      img.classList.add("as-grey");
-    }
-  } else {
-    for (const img of [ui.originalSide, ui.originalOverlay]) img.classList.remove("as-grey");
+  // When the original cannot be shown, the result drained of colour stands in for it.
+  for (const img of [ui.originalSide, ui.originalOverlay]) {
+    if (state.previewFormat) img.src = url;
+    img.classList.toggle("as-grey", Boolean(state.previewFormat));
   }
   ui.viewer.hidden = false;
   ui.downloadButton.disabled = false;
@@ -395,7 +386,11 @@ function renderHints() {
   for (const marker of ui.hintLayer.querySelectorAll(".pin")) {
     if (!ids.has(marker.dataset.hintId)) marker.remove();
   }
-  state.hints.forEach((hint, index) => placeMarker(markerFor(hint.id) || createMarker(hint), hint, index));
+  // Read once: reading layout between the pins' style writes would force a reflow per pin.
+  const screenScale = ui.picture.clientWidth / state.width || 0;
+  for (const [index, hint] of state.hints.entries()) {
+    placeMarker(markerFor(hint.id) || createMarker(hint), hint, index, screenScale);
+  }
   updateHintControls();
 }
 
@@ -408,8 +403,7 @@ function createMarker(hint) {
   return marker;
 }
 
-function placeMarker(marker, hint, index) {
-  const screenScale = ui.picture.clientWidth / state.width || 0;
+function placeMarker(marker, hint, index, screenScale) {
   marker.style.left = `${((hint.x + 0.5) / state.width) * 100}%`;
   marker.style.top = `${((hint.y + 0.5) / state.height) * 100}%`;
   marker.style.setProperty("--pin-color", hint.color);
@@ -432,7 +426,7 @@ function onLayerPointerDown(event) {
   if (!marker || !state.result) return;
   event.preventDefault();
   state.selectedId = Number(marker.dataset.hintId);
-  state.drag = { id: state.selectedId, pointerId: event.pointerId, moved: false };
+  state.drag = { pointerId: event.pointerId, moved: false };
   marker.setPointerCapture(event.pointerId);
   marker.focus();
   renderHints();
@@ -461,12 +455,12 @@ function onLayerClick(event) {
 }
 
 function onMarkerKey(event) {
-  if (!selectedHint()) return;
+  const hint = selectedHint();
+  if (!hint) return;
   const step = Math.max(1, Math.round(Math.max(state.width, state.height) / 200)) * (event.shiftKey ? 5 : 1);
   const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
   if (event.key in moves) {
     event.preventDefault();
-    const hint = selectedHint();
     Object.assign(hint, clampPoint(hint.x + moves[event.key][0], hint.y + moves[event.key][1]));
     commitHints();
   } else if (event.key === "Backspace") {
@@ -482,13 +476,7 @@ function onMarkerFocus(event) {
   renderHints();
 }
 
-function typingInTextField() {
-  const element = document.activeElement;
-  return element && (element.isContentEditable || /^(text|search|number|email|url)$/.test(element.type || ""));
-}
-
 function onGlobalKey(event) {
-  if (typingInTextField()) return;
   if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "z") {
     event.preventDefault();
     undo();
@@ -499,9 +487,10 @@ function onGlobalKey(event) {
 }
 
 function updateHintControls() {
-  const usable = Boolean(state.result) && modelAcceptsHints();
+  const acceptsHints = modelAcceptsHints();
+  const usable = Boolean(state.result) && acceptsHints;
   const hint = selectedHint();
-  ui.hintsHelp.textContent = modelAcceptsHints()
+  ui.hintsHelp.textContent = acceptsHints
     ? "Click the picture to pin a colour to that spot; drag a pin to move it."
     : "This model takes no colour hints; choose another model to use pins.";
   ui.addHint.disabled = !usable;

@@ -78,7 +78,7 @@ function operationCard(path, method, operation) {
     { className: "card" },
     element("h2", {}, element("span", { className: "method", textContent: method.toUpperCase() }), ` ${path}`),
     operation.description || operation.summary ? element("p", { textContent: operation.description || operation.summary }) : null,
-    ...contentSection("request", operation.requestBody && operation.requestBody.content),
+    ...contentSection("request", operation.requestBody?.content),
     element("h4", { textContent: "responses" }),
     element("ul", {}, ...responses),
     ...contentSection("200", operation.responses?.["200"]?.content),
@@ -90,7 +90,7 @@ async function render() {
   try {
     const response = await fetch("/openapi.json");
     const spec = await response.json();
-    components = (spec.components && spec.components.schemas) || {};
+    components = spec.components?.schemas || {};
     const cards = Object.entries(spec.paths).flatMap(([path, operations]) =>
       Object.entries(operations).map(([method, operation]) => operationCard(path, method, operation)),
     );

@@ -174,7 +174,10 @@ def test_models_lists_the_bundled_models():
     assert lines[0].split()[:3] == ["MODEL", "FILE", "PARAMETERS"]
     rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith(" ")}
     assert {"default", "seed-ae"} <= set(rows) and " MB" in rows["default"]
-    assert "training:" in table.stdout and "validation:" in table.stdout
+    assert "training:" in table.stdout
+    # each card's validation table, as `colorit evaluate --update-cards` wrote it, with the grey baseline
+    assert table.stdout.count("validation on ") == 2 and "sat AuC %" in table.stdout
+    assert any(line.split()[:1] == ["grey"] for line in lines)
     cards = json.loads(run_colorit("models", "--json").stdout)
     assert {card["name"] for card in cards} >= {"default", "seed-ae"}
 

@@ -37,7 +37,24 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
+def _training_line(training: dict) -> str:
+    """Data, amount and hardware of the training, in one line."""
+    if not isinstance(training, dict) or "images_per_package" not in training:
+        return f"training: {_summary(training)}"
+    packages = training["images_per_package"]
+    train_images = sum(counts.get("train", 0) for counts in packages.values())
+    val_images = sum(counts.get("val", 0) for counts in packages.values())
+    return (f"training: {train_images} images from {len(packages)} Debian packages ({val_images} more held out), "
+            f"{training.get('steps')} steps of {training.get('batch_per_process')} crops at {training.get('crop')} px, "
+            f"{training.get('minutes')} min on {training.get('hardware')}")
+
+
+def _indented(text: str) -> str:
+    return textwrap.indent(text, "    ")
+
+
 def run(args) -> int:
+    from colorit.evaluate import HINT_CURVE_COLUMNS, TABLE_COLUMNS, format_table
     from colorit.session import MODELS_DIR, bundled_models
 
     models = bundled_models()
@@ -66,7 +83,13 @@ def run(args) -> int:
     print(lines[0])
     for line, card in zip(lines[1:], cards):
         print(line)
-        for field in ("architecture", "training", "validation"):
-            text = f"{field}: {_summary(card.get(field))}"
+        for text in (card.get("architecture", "-"), _training_line(card.get("training"))):
             print(textwrap.fill(text, width=width, initial_indent="    ", subsequent_indent="      "))
+        # The evaluate tables that `colorit evaluate --update-cards` wrote into the card.
+        for key, rows_key, title, columns in (("validation", "table", "validation", TABLE_COLUMNS),
+                                              ("hint_curve", "rows", "with simulated hints", HINT_CURVE_COLUMNS)):
+            result = card.get(key)
+            if isinstance(result, dict) and result.get(rows_key):
+                print(_indented(f"{title} on {result.get('data_name')} ({result.get('images')} images):"))
+                print(_indented(format_table(result[rows_key], columns)))
     return 0

@@ -114,10 +114,13 @@ def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_cha
         pred_chroma.append(pred.norm(dim=1).mean().item())
         true_chroma.append(chroma.mean().item())
     net.train()
-    thresholds = torch.arange(151, device=crops.device).float()
 
     def auc(e: torch.Tensor) -> float:
-        return 100 * (e[None] <= thresholds[:, None]).float().mean().item() if len(e) else float("nan")
+        """Mean over thresholds t = 0..150 of the fraction of errors <= t (e <= t iff ceil(e) <= t)."""
+        if not len(e):
+            return float("nan")
+        counts = torch.bincount(e.ceil().clamp(max=151).long(), minlength=152)
+        return 100 * (counts.cumsum(0)[:151].double() / len(e)).mean().item()
 
     return {"val_loss": sum(losses) / len(losses), "auc": auc(torch.cat(errors)),
             "saturated_auc": auc(torch.cat(saturated)), "chroma_ratio": sum(pred_chroma) / max(sum(true_chroma), 1e-6)}

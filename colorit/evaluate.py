@@ -25,7 +25,7 @@ from colorit import metrics
 from colorit.color import lab_planes_to_rgb, luminance_L, rgb_to_lab
 from colorit.errors import ColoritError, ImageError
 from colorit.hints import Hint
-from colorit.io import IMAGE_SUFFIXES, read_image, to_8bit, write_bytes_atomic
+from colorit.io import IMAGE_SUFFIXES, find_images, read_image, to_8bit, write_bytes_atomic
 from colorit.pipeline import colorize_array, working_size
 from colorit.session import MODELS_DIR, ModelSession, load_model
 
@@ -142,11 +142,6 @@ def measure(output: np.ndarray, truth: GroundTruth) -> Measurement:
         "colourfulness_gt": truth.colourfulness,
     }
     return Measurement(scores=scores, ab_cdf=ab_cdf, saturated_ab_cdf=saturated_ab_cdf)
-
-
-def find_images(data_dir: Path) -> list[Path]:
-    """Image files under data_dir, recursively, in a stable order."""
-    return sorted(path for path in data_dir.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
 
 
 def load_ground_truth(path: Path, data_dir: Path, eval_size: int) -> GroundTruth:

@@ -31,8 +31,15 @@ ORIENTATION_TAG = 0x0112
 # Output format names (as Pillow spells them) by what users type, and the extension each gets.
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tiff"}
-# What `colorit colorize FOLDER` picks up.
+# What `colorit colorize FOLDER`, `colorit evaluate` and `colorit train` pick up.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pbm"}
+
+
+def find_images(root: Path) -> list[Path]:
+    """Image files under root, recursively, in a stable order. Hidden files are left out: macOS's
+    "._photo.jpg" companions carry an image suffix but are not images."""
+    return sorted(path for path in Path(root).rglob("*")
+                  if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file())
 
 # TIFF tags of pixel layout, strips/tiles, colour maps, resolution and ICC profile.
 _LAYOUT_TAGS = {256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 34675}

@@ -48,7 +48,8 @@ def hint_counts(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from colorit.errors import ColoritError
-    from colorit.evaluate import HINT_CURVE_COLUMNS, evaluate_folder, find_images, format_table, update_model_cards, write_json
+    from colorit.evaluate import HINT_CURVE_COLUMNS, evaluate_folder, format_table, update_model_cards, write_json
+    from colorit.io import find_images
 
     if args.json and Path(args.json).is_dir():
         print(f"colorit evaluate: {args.json}: is a folder, not a file for --json", file=sys.stderr)

@@ -33,6 +33,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from colorit.errors import ColoritError
+from colorit.metrics import colourfulness
 
 # Package -> folders (glob patterns relative to the unpacked package) that hold its pictures.
 IMAGE_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -128,14 +129,6 @@ def flatten_to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("RGB")
     background = Image.new("RGBA", img.size, NEUTRAL_GREY)
     return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
-
-
-def colourfulness(rgb: np.ndarray) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness of an RGB array with 0..255 values."""
-    r, g, b = (rgb[..., channel].astype(np.float64) for channel in range(3))
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 def shrink_to_fit(img: Image.Image, max_side: int, resample: Image.Resampling, **options) -> Image.Image:

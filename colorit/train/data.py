@@ -15,12 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 GREY_CHROMA = 5.0  # mean ab chroma under which a crop teaches nothing about colour: skipped
-
-
-def find_images(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def split_dirs(root: Path) -> tuple[Path, Path | None]:

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorit.train.data import rgb_to_lab
 from colorit.train.losses import ab_bins
 from colorit.train.model_default import ColorUNet
 from colorit.train.model_seed_ae import SeedAutoencoder
@@ -58,8 +59,6 @@ def input_channels(net: torch.nn.Module) -> int:
 
 def network_input(image_path: Path, channels: int, size: int = 256) -> torch.Tensor:
     """A real photo as the network sees it: L/50-1 (and empty hint channels) at size x size."""
-    from colorit.train.data import rgb_to_lab
-
     with Image.open(image_path) as im:
         rgb = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32) / 255
     L = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]

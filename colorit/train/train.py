@@ -18,7 +18,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from colorit.train.data import CropSampler, find_images, load_images, make_batch, rgb_to_lab, split_dirs
+from colorit.io import find_images
+from colorit.train.data import CropSampler, load_images, make_batch, rgb_to_lab, split_dirs
 from colorit.train.losses import ab_bins, classification_loss, rebalance_weights, regression_loss
 from colorit.train.model_default import ColorUNet, load_pretrained_lite0
 from colorit.train.model_seed_ae import SeedAutoencoder
@@ -143,8 +144,9 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"{train_dir}: no images found")
     sampler = CropSampler(load_images(train_paths, cfg.max_side, cfg.workers), device, seed=cfg.seed * 1000 + rank)
     val_crops = None
-    if val_dir is not None and find_images(val_dir):
-        val_images = load_images(find_images(val_dir), cfg.max_side, cfg.workers)
+    val_paths = find_images(val_dir) if val_dir is not None else []
+    if val_paths:
+        val_images = load_images(val_paths, cfg.max_side, cfg.workers)
         val_crops = CropSampler(val_images, device, seed=cfg.seed).center_crops(cfg.val_crop)
     hint_generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
 

@@ -1,13 +1,17 @@
 """Training throughput (images/s at 128 and 256 px, PyTorch on the CPU) and ONNX Runtime inference
 time (256 and 512 px, batch 1) for both bundled models on this machine.
 
-    python benchmarks/bench_models.py            # writes benchmarks/results/models.json
+    python benchmarks/bench_models.py [--previous OLD.onnx]   # writes benchmarks/results/models.json
+
+The network time at 384 x 288 is what a 4:3 one-megapixel photo costs at the default working size;
+--previous times another .onnx file (e.g. the default model before a retraining) in the same run.
 
 Medians of several runs: the machine is noisy. Needs the training extra (torch).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -56,13 +60,16 @@ def training_images_per_second(name: str, size: int, batch: int, steps: int) -> 
     return batch / statistics.median(timings)
 
 
-def inference_ms(name: str, size: int, runs: int = 7) -> float:
+INFERENCE_SIZES = {"256": (256, 256), "512": (512, 512), "384x288": (288, 384)}
+
+
+def inference_ms(path: Path, height: int, width: int, runs: int = 7) -> float:
     options = ort.SessionOptions()
     options.intra_op_num_threads = cpu_count()
-    session = ort.InferenceSession(str(MODELS_DIR / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     channels = session.get_inputs()[0].shape[1]
-    x = np.zeros((1, channels, size, size), np.float32)
-    x[0, 0] = np.linspace(-1, 1, size * size, dtype=np.float32).reshape(size, size)
+    x = np.zeros((1, channels, height, width), np.float32)
+    x[0, 0] = np.linspace(-1, 1, height * width, dtype=np.float32).reshape(height, width)
     session.run(None, {"input": x})
     timings = []
     for _ in range(runs):
@@ -73,6 +80,9 @@ def inference_ms(name: str, size: int, runs: int = 7) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--previous", type=Path, help="another .onnx file to time beside the bundled ones")
+    args = parser.parse_args()
     torch.set_num_threads(cpu_count())
     results = {"machine": f"{platform.processor() or platform.machine()}, {cpu_count()} CPUs",
                "torch": torch.__version__, "onnxruntime": ort.__version__, "models": {}}
@@ -80,10 +90,15 @@ def main() -> None:
         row = {}
         for size, batch, steps in ((128, 16, 4), (256, 8, 3)):
             row[f"train_img_per_s_{size}"] = round(training_images_per_second(name, size, batch, steps), 2)
-        for size in (256, 512):
-            row[f"onnx_ms_{size}"] = round(inference_ms(name, size), 1)
+        for label, (height, width) in INFERENCE_SIZES.items():
+            row[f"onnx_ms_{label}"] = round(inference_ms(MODELS_DIR / f"{name}.onnx", height, width), 1)
         results["models"][name] = row
         print(name, row, flush=True)
+    if args.previous:
+        results["previous"] = {"file": str(args.previous), **{
+            f"onnx_ms_{label}": round(inference_ms(args.previous, height, width), 1)
+            for label, (height, width) in INFERENCE_SIZES.items()}}
+        print("previous", results["previous"], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")

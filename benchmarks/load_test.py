@@ -5,10 +5,11 @@ a 1-megapixel grey JPEG made from skimage's astronaut photo, and records every s
 and 503 are acceptable), the median and 95th-percentile latency, how long /healthz takes to answer
 while the load runs (polled from another client), and the server's peak resident memory (sampled
 with psutil). Writes benchmarks/results/load.json, prints a summary, and exits 1 if any request
-failed with anything but 503. Bounded: a fixed number of requests, each with a timeout.
+failed with anything but 503 (or a single request with anything but 200). Bounded: a fixed number of requests, each with a timeout.
 
 Then, with the server idle, times 10 single requests carrying 5 hints: what the page waits for
-after each hint change.
+after each hint change; and 5 plain single requests, first alone, then while 9 clients trickle
+their uploads at one byte a second (issue 12: they used to take every slot).
 
 Usage: python benchmarks/load_test.py [--requests 50] [--clients 20] [--workers N] [--queue N]
 """
@@ -43,10 +44,19 @@ SAMPLE_EVERY_S = 0.05
 HEALTHZ_EVERY_S = 0.25
 UPLOAD_SIZE = (1155, 866)  # a 4:3 photo of about one megapixel
 HINT_UPDATES = 10
+SINGLE_REQUESTS = 5
+SLOW_CLIENTS = 9
 HINT_UPDATE_TARGET_S = 0.5  # issue 5: the page's result updates within this after a hint change
-HINTS = [{"x": x, "y": y, "color": color, "radius": 6}
-         for x, y, color in ((300, 200, "#c03020"), (850, 250, "#2050c0"), (580, 700, "#30a040"),
-                             (200, 650, "#e0c060"), (1000, 800, "#8040a0"))]
+HINTS = [
+    {"x": x, "y": y, "color": color, "radius": 6}
+    for x, y, color in (
+        (300, 200, "#c03020"),
+        (850, 250, "#2050c0"),
+        (580, 700, "#30a040"),
+        (200, 650, "#e0c060"),
+        (1000, 800, "#8040a0"),
+    )
+]
 
 
 def one_megapixel_grey_jpeg() -> bytes:
@@ -133,6 +143,36 @@ def send_colorize(client: httpx.Client, upload: bytes, hints: list[dict] | None 
     return outcome
 
 
+class SlowClients:
+    """Connections that send a colorize request's headers, then one byte of body a second."""
+
+    def __init__(self, port: int, count: int, body_length: int) -> None:
+        head = (
+            f"POST /api/colorize HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: multipart/form-data; boundary=slow\r\nContent-Length: {body_length}\r\n\r\n"
+        )
+        self.connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        for connection in self.connections:
+            connection.sendall(head.encode())
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._trickle, daemon=True)
+        self.thread.start()
+
+    def _trickle(self) -> None:
+        while not self.stopped.wait(1.0):
+            for connection in self.connections:
+                try:
+                    connection.sendall(b"-")
+                except OSError:
+                    pass  # the server cut it off (408): that is allowed
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        for connection in self.connections:
+            connection.close()
+
+
 def latency_summary(seconds: list[float]) -> dict:
     if not seconds:
         return {"count": 0}
@@ -187,11 +227,25 @@ def main() -> int:
             health_seconds = health.stop()
             # What the page waits for after each hint change, one user at a time.
             hinted = [send_colorize(health_client, upload, HINTS) for _ in range(HINT_UPDATES)]
+            alone = [send_colorize(health_client, upload) for _ in range(SINGLE_REQUESTS)]
+            slow_clients = SlowClients(port, SLOW_CLIENTS, len(upload) + 1000)
+            try:
+                beside_slow = [send_colorize(health_client, upload) for _ in range(SINGLE_REQUESTS)]
+            finally:
+                slow_clients.close()
     finally:
         stop_server(server)
 
     statuses = Counter(str(outcome["status"]) for outcome in outcomes)
     failures = sum(count for status, count in statuses.items() if status not in ("200", "503"))
+    failures += sum(outcome["status"] != 200 for outcome in alone + beside_slow)
+
+    def single(outcomes: list[dict]) -> dict:
+        return {
+            "statuses": dict(Counter(str(o["status"]) for o in outcomes)),
+            **latency_summary([o["seconds"] for o in outcomes if o["status"] == 200]),
+        }
+
     report = {
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "server": {"workers": settings["workers"], "queue": settings["queue"]},
@@ -206,8 +260,9 @@ def main() -> int:
         "latency_503": latency_summary([o["seconds"] for o in outcomes if o["status"] == 503]),
         "healthz_during_load": latency_summary(health_seconds),
         "server_rss_mb": {"idle": round(idle_mb, 1), "peak": round(peak_mb, 1)},
-        "hint_update": {"hints": len(HINTS), "statuses": dict(Counter(str(o["status"]) for o in hinted)),
-                        **latency_summary([o["seconds"] for o in hinted if o["status"] == 200])},
+        "hint_update": {"hints": len(HINTS), **single(hinted)},
+        "single_request_alone": single(alone),
+        "single_request_beside_slow_clients": {"slow_clients": SLOW_CLIENTS, **single(beside_slow)},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
@@ -221,6 +276,9 @@ def main() -> int:
         f"server memory: idle {report['server_rss_mb']['idle']} MB, peak {report['server_rss_mb']['peak']} MB\n"
         f"update with {len(HINTS)} hints, one user: median {report['hint_update'].get('median_s')} s "
         f"(target < {HINT_UPDATE_TARGET_S} s)\n"
+        f"single request: alone median {report['single_request_alone'].get('median_s')} s, beside {SLOW_CLIENTS} "
+        f"slow-body clients median {report['single_request_beside_slow_clients'].get('median_s')} s "
+        f"(statuses {report['single_request_beside_slow_clients']['statuses']})\n"
         f"written to {RESULTS.relative_to(REPO)}"
     )
     return 1 if failures else 0

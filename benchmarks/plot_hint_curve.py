@@ -1,9 +1,11 @@
 """Plot PSNR against the number of simulated hints from a `colorit evaluate --hints ... --json FILE` report.
 
-    colorit evaluate --data corpus/val --hints 0,1,2,5,10,20,50 --json hints.json
-    python benchmarks/plot_hint_curve.py hints.json
+    colorit evaluate --data corpus/photo-val --hints 0,1,2,5,10,20,50 --json hints.json
+    colorit evaluate --data corpus/photo-val --hints 0,1,2,5,10,20,50 --no-hint-propagation --json network.json
+    python benchmarks/plot_hint_curve.py hints.json --network-only network.json
 
-Draws each hint-accepting model's curve, the grey baseline and, for reference, the curve Zhang et
+Draws each hint-accepting model's curve (with the optional second report: also the network alone,
+without the bilateral propagation), the grey baseline and, for reference, the curve Zhang et
 al. 2017 published for their own network on ImageNet into docs/hint_curve.png, and writes the
 numbers (with each model's gain over no hints) to benchmarks/results/hint_curve.json.
 """
@@ -32,11 +34,16 @@ ZHANG_2017_IMAGENET = {
 }
 
 
-def curves(report: dict) -> dict[str, dict]:
-    """Per model: hint counts in rising order with PSNR, CIEDE2000 and AuC at each."""
+NETWORK_ALONE = " (network alone)"
+
+
+def curves(report: dict, suffix: str = "") -> dict[str, dict]:
+    """Per model (its name + suffix): hint counts in rising order with PSNR, CIEDE2000 and AuC at each."""
     by_model: dict[str, dict] = {}
     for row in sorted(report["hint_curve"], key=lambda row: row["hints"]):
-        curve = by_model.setdefault(row["model"], {"hints": [], "psnr": [], "ciede2000": [], "auc": []})
+        if suffix and row["model"] == GREY_BASELINE:
+            continue
+        curve = by_model.setdefault(row["model"] + suffix, {"hints": [], "psnr": [], "ciede2000": [], "auc": []})
         for key in curve:
             curve[key].append(row[key])
     return by_model
@@ -52,7 +59,8 @@ def plot(by_model: dict[str, dict], report: dict, png_path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for model, curve in by_model.items():
         if model != GREY_BASELINE and len(curve["hints"]) > 1:
-            axes.plot(curve["hints"], curve["psnr"], marker="o", label=f"{model} (this project)")
+            style = "--" if model.endswith(NETWORK_ALONE) else "-"
+            axes.plot(curve["hints"], curve["psnr"], marker="o", linestyle=style, label=f"{model} (this project)")
     grey_psnr = by_model[GREY_BASELINE]["psnr"][0]
     axes.axhline(grey_psnr, color="grey", linestyle=":", label=f"grey baseline ({grey_psnr:.1f} dB)")
     axes.plot(
@@ -82,18 +90,25 @@ def plot(by_model: dict[str, dict], report: dict, png_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="JSON written by colorit evaluate --hints ... --json FILE")
+    parser.add_argument("--network-only", type=Path, metavar="REPORT",
+                        help="the same evaluation with --no-hint-propagation: the network's own use of the hints")
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "hint_curve.png")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hint_curve.json")
     args = parser.parse_args(argv)
-    try:
-        report = json.loads(args.report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        print(f"plot_hint_curve: {args.report}: cannot read report ({exc})", file=sys.stderr)
-        return 1
-    if "hint_curve" not in report:
-        print(f"plot_hint_curve: {args.report}: no hint curve (run colorit evaluate with --hints)", file=sys.stderr)
-        return 1
+    reports = {}
+    for path in filter(None, [args.report, args.network_only]):
+        try:
+            reports[path] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"plot_hint_curve: {path}: cannot read report ({exc})", file=sys.stderr)
+            return 1
+        if "hint_curve" not in reports[path]:
+            print(f"plot_hint_curve: {path}: no hint curve (run colorit evaluate with --hints)", file=sys.stderr)
+            return 1
+    report = reports[args.report]
     by_model = curves(report)
+    if args.network_only:
+        by_model.update(curves(reports[args.network_only], NETWORK_ALONE))
     plot(by_model, report, args.png)
     results = {
         "source": args.report.name,

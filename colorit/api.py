@@ -8,6 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from colorit.confidence import confidence_image, confidence_png
 from colorit.io import DEFAULT_MAX_PIXELS, EXTENSIONS, Picture, encode_image, picture_from_pil, read_image, to_pil
 from colorit.pipeline import colorize_array
 from colorit.session import ModelSession, load_model
@@ -16,6 +17,12 @@ from colorit.session import ModelSession, load_model
 def colorize_picture(picture: Picture, session: ModelSession, **options) -> Picture:
     """The colorized Picture (same metadata); options as for colorize_array."""
     return dataclasses.replace(picture, pixels=colorize_array(picture.pixels, session, **options))
+
+
+def colorize_picture_with_confidence(picture: Picture, session: ModelSession, **options) -> tuple[Picture, np.ndarray]:
+    """(the colorized Picture, the network's confidence: HxW float32 0..1, 1 = sure)."""
+    pixels, confidence = colorize_array(picture.pixels, session, with_confidence=True, **options)
+    return dataclasses.replace(picture, pixels=pixels), confidence
 
 
 def output_format_of(picture: Picture) -> str:
@@ -30,6 +37,9 @@ def colorize(
     render_size: int | None = None,
     saturation: float = 1.0,
     hints=None,
+    reference=None,
+    unsure_grey: float | None = None,
+    with_confidence: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ):
     """Colorize a black-and-white (or any) image at full resolution.
@@ -40,16 +50,37 @@ def colorize(
     file object -> PIL image. Files are turned upright by their EXIF orientation; alpha is kept.
     model: a bundled model name, a path to an .onnx file, or a session from load_model.
     hints: point hints, e.g. [{"x": 120, "y": 80, "color": "#c03020"}] (see colorit.hints).
+    reference: a colour photo (anything `image` may be) or a list of them: the colours of matching
+    things carry over (see colorit.reference); where nothing matches the model's own colour stays,
+    and a hint wins where both speak.
+    unsure_grey: lean the colour towards grey where the network is unsure, chroma x confidence **
+    unsure_grey (default: the model card's unsure_grey_strength; 0 = off).
+    with_confidence: return (colour, confidence), the second the network's per-pixel confidence (1 =
+    sure, 0 = torn between colours: a place for a hint) at full resolution, in the input's type: a
+    float32 HxW array 0..1 for an array; an 8-bit grey image (white = sure) for the others, as PNG
+    bytes for bytes. Needs a model with a confidence output (ColoritError otherwise).
     """
     session = model if isinstance(model, ModelSession) else load_model(model)
-    options = {"render_size": render_size, "saturation": saturation, "hints": hints}
+    options = {
+        "render_size": render_size,
+        "saturation": saturation,
+        "hints": hints,
+        "unsure_grey": unsure_grey,
+        "reference": reference,
+    }
     if isinstance(image, np.ndarray):
-        return colorize_array(image, session, **options)
+        return colorize_array(image, session, with_confidence=with_confidence, **options)
+    as_bytes = isinstance(image, (bytes, bytearray, memoryview))
     if isinstance(image, Image.Image):
-        return to_pil(colorize_picture(picture_from_pil(image), session, **options))
-    if isinstance(image, (bytes, bytearray, memoryview)):
+        picture = picture_from_pil(image)
+    elif as_bytes or isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
         picture = read_image(image, max_pixels=max_pixels)
-        return encode_image(colorize_picture(picture, session, **options), output_format_of(picture))
-    if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
-        return to_pil(colorize_picture(read_image(image, max_pixels=max_pixels), session, **options))
-    raise TypeError(f"colorize() takes a PIL image, numpy array, bytes, path or file, not {type(image).__name__}")
+    else:
+        raise TypeError(f"colorize() takes a PIL image, numpy array, bytes, path or file, not {type(image).__name__}")
+    if not with_confidence:
+        colour = colorize_picture(picture, session, **options)
+        return encode_image(colour, output_format_of(picture)) if as_bytes else to_pil(colour)
+    colour, confidence = colorize_picture_with_confidence(picture, session, **options)
+    if as_bytes:
+        return encode_image(colour, output_format_of(picture)), confidence_png(confidence)
+    return to_pil(colour), confidence_image(confidence)

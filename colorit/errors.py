@@ -23,3 +23,7 @@ class ModelNotFound(ColoritError):
 
 class OutputError(ColoritError):
     """The output cannot be written (exists without --overwrite, would replace an input, not writable)."""
+
+
+class ColoritWarning(UserWarning):
+    """Something the user should know about a result that is still written: one line, naming the input."""

@@ -3,7 +3,7 @@
 Each image is shrunk to the evaluation size (longer side, Lanczos), greyed to its Lab L, and
 colorized by every model; the "grey" baseline is the grey image itself (ab = 0). Per-image numbers
 (PSNR, SSIM, CIEDE2000, colourfulness) are averaged over images; the two AuCs pool the ab errors of
-all pixels of all images into one CDF. With hint counts, each hint-accepting model is also run with
+all pixels of all images into one CDF, and the hue-family recall pools their saturated pixels. With hint counts, each hint-accepting model is also run with
 N simulated hints per image (Zhang et al. 2017): the same points for every model, deterministic
 under the seed, and the N hints of a smaller count are the first N of a larger one.
 """
@@ -27,7 +27,8 @@ from colorit.errors import ColoritError, ImageError
 from colorit.hints import Hint
 from colorit.io import IMAGE_SUFFIXES, find_images, read_image, to_8bit, write_bytes_atomic
 from colorit.pipeline import colorize_array, working_size
-from colorit.session import MODELS_DIR, ModelSession, load_model
+from colorit.reference import choose_for, describe, describe_folder
+from colorit.session import MODELS_DIR, ModelSession, load_features, load_model
 
 GREY_BASELINE = "grey"
 DEFAULT_EVAL_SIZE = 512
@@ -36,9 +37,15 @@ MIN_TRUTH_COLOURFULNESS = 1.0
 # Zhang et al. 2017: hint patches of 1..9 px at the network's working size.
 HINT_PATCH_SIDES = (1, 9)
 HINT_CURVE_METRICS = ("psnr", "ciede2000", "auc", "saturated_auc")
+# --reference self: the share of the ground truth's area a reference crop keeps, and its rescaling.
+SELF_REFERENCE_AREA = (0.6, 0.9)
+SELF_REFERENCE_SCALE = (0.7, 1.3)
+SELF_REFERENCE = "self"
+SELF_REFERENCE_STREAM = 1  # the self reference's random stream, apart from the hints' of the same image
 # Printed columns: key -> (header, format).
 COLUMNS = {
     "model": ("model", "{}"),
+    "split": ("split", "{}"),
     "hints": ("hints", "{}"),
     "psnr": ("PSNR dB", "{:.2f}"),
     "ssim": ("SSIM", "{:.4f}"),
@@ -49,13 +56,20 @@ COLUMNS = {
     "colourfulness_gt": ("CF gt", "{:.1f}"),
     "colourfulness_gap": ("CF gap", "{:+.1f}"),
     "colourfulness_ratio": ("CF ratio", "{:.2f}"),
+    "hue_recall": ("hue rec %", "{:.1f}"),
+    "grey_share": ("grey %", "{:.1f}"),
 }
-TABLE_COLUMNS = tuple(key for key in COLUMNS if key != "hints")
+TABLE_COLUMNS = tuple(key for key in COLUMNS if key not in ("split", "hints"))
+# `--update-cards`: the card keys (table, hint curve) of each corpus split, by the split folder's name.
+CARD_KEYS = {"val": ("validation", "hint_curve"), "photo-val": ("photo_validation", "photo_hint_curve")}
 HINT_CURVE_COLUMNS = ("model", "hints", *HINT_CURVE_METRICS)
 AVERAGING_NOTE = (
     "psnr, ssim, ciede2000 and colourfulness are means over images; auc and saturated_auc pool the ab "
     "errors of all pixels of all images (saturated: ground-truth chroma >= 20) into one CDF over "
-    "thresholds 0..150; colourfulness_gap = output - ground truth, colourfulness_ratio = output / ground truth"
+    "thresholds 0..150; colourfulness_gap = output - ground truth, colourfulness_ratio = output / ground truth; "
+    "hue_recall pools all saturated pixels of all images: the % whose output has chroma >= 10 and the "
+    "ground truth's Lab hue family (red 0-50, orange/yellow 50-100, green 100-200, blue 200-290, purple "
+    "290-360 degrees), per family in hue_recall_per_family; grey_share: the % left at output chroma < 10"
 )
 
 
@@ -92,6 +106,7 @@ class Measurement:
     scores: dict
     ab_cdf: metrics.AbErrorCdf
     saturated_ab_cdf: metrics.AbErrorCdf
+    hue_counts: metrics.HueFamilyCounts
 
 
 @dataclass
@@ -101,11 +116,13 @@ class ScoreTotals:
     per_image: list[dict] = field(default_factory=list)
     ab_cdf: metrics.AbErrorCdf = field(default_factory=metrics.AbErrorCdf)
     saturated_ab_cdf: metrics.AbErrorCdf = field(default_factory=metrics.AbErrorCdf)
+    hue_counts: metrics.HueFamilyCounts = field(default_factory=metrics.HueFamilyCounts)
 
     def add(self, measurement: Measurement) -> None:
         self.per_image.append(measurement.scores)
         self.ab_cdf += measurement.ab_cdf
         self.saturated_ab_cdf += measurement.saturated_ab_cdf
+        self.hue_counts += measurement.hue_counts
 
     def summary(self) -> dict:
         def mean_of(key: str) -> float:
@@ -122,6 +139,9 @@ class ScoreTotals:
             "colourfulness_gt": colourfulness_truth,
             "colourfulness_gap": colourfulness - colourfulness_truth,
             "colourfulness_ratio": colourfulness / colourfulness_truth,
+            "hue_recall": self.hue_counts.recall(),
+            "grey_share": self.hue_counts.grey_share(),
+            "hue_recall_per_family": self.hue_counts.recall_per_family(),
         }
 
 
@@ -131,6 +151,7 @@ def measure(output: np.ndarray, truth: GroundTruth) -> Measurement:
     ab_errors = metrics.ab_error(output_lab, truth.lab)
     ab_cdf = metrics.AbErrorCdf.of(ab_errors)
     saturated_ab_cdf = metrics.AbErrorCdf.of(ab_errors[truth.saturated])
+    hue_counts = metrics.hue_family_recall(output_lab, truth.lab)
     scores = {
         "file": truth.file,
         "psnr": metrics.psnr(output, truth.rgb),
@@ -140,8 +161,10 @@ def measure(output: np.ndarray, truth: GroundTruth) -> Measurement:
         "saturated_auc": saturated_ab_cdf.auc(),
         "colourfulness": metrics.colourfulness(output),
         "colourfulness_gt": truth.colourfulness,
+        "hue_recall": hue_counts.recall(),
+        "grey_share": hue_counts.grey_share(),
     }
-    return Measurement(scores=scores, ab_cdf=ab_cdf, saturated_ab_cdf=saturated_ab_cdf)
+    return Measurement(scores=scores, ab_cdf=ab_cdf, saturated_ab_cdf=saturated_ab_cdf, hue_counts=hue_counts)
 
 
 def load_ground_truth(path: Path, data_dir: Path, eval_size: int) -> GroundTruth:
@@ -188,6 +211,25 @@ def hint_rng(seed: int, image_index: int) -> np.random.Generator:
     return np.random.default_rng((seed, image_index))
 
 
+def self_reference(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another view of the ground truth, as a second photo of the same scene differs from the first:
+    a crop of 60-90 % of its area (aspect ratio jittered by up to 25 %) at a random place, mirrored
+    half the time, rescaled by 0.7..1.3."""
+    height, width = rgb.shape[:2]
+    area = rng.uniform(*SELF_REFERENCE_AREA)
+    aspect = np.exp(rng.uniform(-np.log(1.25), np.log(1.25)))
+    crop_height = int(np.clip(round(height * np.sqrt(area / aspect)), 1, height))
+    crop_width = int(np.clip(round(width * area * height / crop_height), 1, width))
+    top = int(rng.integers(0, height - crop_height + 1))
+    left = int(rng.integers(0, width - crop_width + 1))
+    image = Image.fromarray(np.ascontiguousarray(rgb[top : top + crop_height, left : left + crop_width]))
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    scale = rng.uniform(*SELF_REFERENCE_SCALE)
+    size = (max(1, round(crop_width * scale)), max(1, round(crop_height * scale)))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
 def bundled_model_names() -> list[str]:
     return sorted(path.stem for path in MODELS_DIR.glob("*.onnx"))
 
@@ -202,14 +244,22 @@ def evaluate_folder(
     hint_counts: Sequence[int] | None = None,
     seed: int = 0,
     progress: bool = True,
+    reference: str | os.PathLike | None = None,
+    hint_propagation: bool = True,
 ) -> dict:
     """Evaluate models (default: all bundled) on the colour images under data_dir.
+
+    reference: also run every model with a reference photo (rows "NAME + reference"): "self" (another
+    view of the ground truth, see self_reference; deterministic under the seed), a folder (for each
+    image the best matches among the folder's images, the image itself left out; named per image in
+    the report's "reference_choices") or one image file (the same reference for every image).
 
     Returns the report that `--json` writes: "table" (one summary row per model, grey first,
     without hints), "hint_curve" (when hint_counts is given: a row per hint count for each
     hint-accepting model, N = 0 only for grey and the others), "per_image", "skipped" and
     "model_files" (name -> .onnx path). Raises ColoritError when a model cannot be loaded or no
     image could be evaluated.
+    hint_propagation=False leaves the hints to the network alone (no bilateral propagation).
     """
     from tqdm import tqdm
 
@@ -226,12 +276,17 @@ def evaluate_folder(
     hint_render_size = render_size or next((s.default_render_size for s in sessions if s.accepts_hints), None)
     totals = {(GREY_BASELINE, 0): ScoreTotals()}
     totals.update({(name, count): ScoreTotals() for name, model_counts in counts_of.items() for count in model_counts})
+    references = ReferenceRuns(reference, render_size or sessions[0].default_render_size, seed) if reference else None
+    if references:
+        totals.update({(references.run_name(session.name), 0): ScoreTotals() for session in sessions})
     skipped = []
     for index, path in enumerate(tqdm(files, desc="evaluate", unit="img", file=sys.stderr, disable=not progress)):
         try:
             truth = load_ground_truth(path, data_dir, eval_size)
             hints = simulated_hints_for(truth, max(counts), hint_rng(seed, index), hint_render_size)
-            measured = _measure_image(truth, sessions, counts_of, hints, render_size)
+            measured = _measure_image(truth, sessions, counts_of, hints, render_size, hint_propagation)
+            if references:
+                measured.update(references.measure(truth, path, index, sessions, render_size))
         except ColoritError as error:
             tqdm.write(f"colorit evaluate: skipped {error}", file=sys.stderr)
             skipped.append({"file": path.relative_to(data_dir).as_posix(), "reason": str(error)})
@@ -242,7 +297,54 @@ def evaluate_folder(
         raise ColoritError(f"{data_dir}: none of the {len(files)} images could be evaluated")
     report = _report(data_dir, totals, skipped, eval_size, render_size, seed, hint_counts is not None)
     report["model_files"] = {session.name: str(session.path) for session in sessions}
+    if references:
+        report["reference"] = {"kind": references.kind, "source": str(reference)}
+        if references.choices:
+            report["reference_choices"] = references.choices
     return report
+
+
+class ReferenceRuns:
+    """The runs with a reference photo: where each image's reference comes from, and what was chosen."""
+
+    def __init__(self, reference: str | os.PathLike, work_side: int, seed: int):
+        self.work_side, self.seed = work_side, seed
+        self.choices: list[dict] = []
+        features = load_features()
+        if str(reference) == SELF_REFERENCE:
+            self.kind, self.pool = SELF_REFERENCE, []
+        elif Path(reference).is_dir():
+            self.kind = "pool"
+            self.pool = describe_folder(
+                reference, features, work_side, report=lambda line: print(f"colorit evaluate: {line}", file=sys.stderr)
+            )
+        else:
+            self.kind, self.pool = "image", [describe(reference, features, work_side)]
+
+    @staticmethod
+    def run_name(model: str) -> str:
+        return f"{model} + reference"
+
+    def reference_for(self, truth: GroundTruth, path: Path, index: int):
+        if self.kind == SELF_REFERENCE:
+            return self_reference(truth.rgb, np.random.default_rng((self.seed, index, SELF_REFERENCE_STREAM)))
+        if self.kind == "image":
+            return self.pool
+        others = [reference for reference in self.pool if Path(reference.source).resolve() != path.resolve()]
+        chosen = choose_for(truth.rgb, others, threads=None, work_side=self.work_side)
+        self.choices.append({"file": truth.file, "references": [reference.source for reference in chosen]})
+        return chosen
+
+    def measure(
+        self, truth: GroundTruth, path: Path, index: int, sessions: list[ModelSession], render_size: int | None
+    ) -> dict[tuple[str, int], Measurement]:
+        reference = self.reference_for(truth, path, index)
+        return {
+            (self.run_name(session.name), 0): measure(
+                colorize_array(truth.rgb, session, render_size=render_size, reference=reference), truth
+            )
+            for session in sessions
+        }
 
 
 def simulated_hints_for(
@@ -261,12 +363,14 @@ def _measure_image(
     counts_of: dict[str, list[int]],
     hints: list[Hint],
     render_size: int | None,
+    hint_propagation: bool = True,
 ) -> dict[tuple[str, int], Measurement]:
     """All runs on one image; an error in any leaves the image out of every run alike."""
     measured = {(GREY_BASELINE, 0): measure(truth.grey(), truth)}
     for session in sessions:
         for count in counts_of[session.name]:
-            output = colorize_array(truth.rgb, session, render_size=render_size, hints=hints[:count] or None)
+            output = colorize_array(truth.rgb, session, render_size=render_size, hints=hints[:count] or None,
+                                    hint_propagation=hint_propagation)
             measured[(session.name, count)] = measure(output, truth)
     return measured
 
@@ -333,12 +437,24 @@ def update_card(card_path: Path, entries: dict) -> None:
     write_json(card_path, card)
 
 
+def card_keys_for(data_dir: str | os.PathLike) -> tuple[str, str]:
+    """The card keys (table, hint curve) that a report on this split folder is stored under."""
+    split = Path(data_dir).resolve().name
+    if split not in CARD_KEYS:
+        raise ColoritError(
+            f"{data_dir}: model cards record only the splits {' and '.join(CARD_KEYS)}, not a folder named {split!r}"
+        )
+    return CARD_KEYS[split]
+
+
 def card_entries(report: dict) -> dict:
-    """What a model card records of a report: the whole table (all models and grey) and the hint curve."""
+    """What a model card records of a report: the whole table (all models and grey) and the hint curve,
+    under the keys of the evaluated split (card_keys_for)."""
+    table_key, hint_curve_key = card_keys_for(report["data"])
     provenance = {key: report[key] for key in ("data_name", "images", "eval_size", "render_size")}
-    entries = {"validation": {**provenance, "averaging": report["averaging"], "table": report["table"]}}
+    entries = {table_key: {**provenance, "averaging": report["averaging"], "table": report["table"]}}
     if "hint_curve" in report:
-        entries["hint_curve"] = {**provenance, "seed": report["seed"], "rows": report["hint_curve"]}
+        entries[hint_curve_key] = {**provenance, "seed": report["seed"], "rows": report["hint_curve"]}
     return entries
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from colorit.color import L_to_luminance, color_at_luminance
 from colorit.errors import HintError
+from colorit.limits import MAX_HINTS, MAX_HINTS_JSON_BYTES
 
 AB_SCALE = 110.0  # the model contract: hint channels carry ab / 110
 MAX_AB = 128.0  # sRGB colours stay within about +-110
@@ -38,6 +39,9 @@ class Hint:
 
 
 def _load(data, source: str) -> list:
+    if isinstance(data, (bytes, bytearray, memoryview, str)) and len(data) > MAX_HINTS_JSON_BYTES:
+        # before decoding and parsing: a huge document costs time and memory
+        raise HintError(f"{source}: JSON too long ({len(data)} characters, at most {MAX_HINTS_JSON_BYTES})")
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data).decode("utf-8", errors="replace")
     if isinstance(data, str):
@@ -45,6 +49,8 @@ def _load(data, source: str) -> list:
             data = json.loads(data)
         except ValueError as exc:
             raise HintError(f"{source}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise HintError(f"{source}: JSON nested too deeply") from None
     if isinstance(data, dict) and "hints" in data:
         data = data["hints"]  # a list wrapped in an object, which the web page's importer also takes
     if not isinstance(data, (list, tuple)):
@@ -53,9 +59,16 @@ def _load(data, source: str) -> list:
 
 
 def _finite(value, key: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise HintError(f"{where}: '{key}' must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer beyond float's range, which JSON allows
+        number = math.inf
+    if not math.isfinite(number):
+        shown = (
+            f"an integer of {len(str(value))} digits" if math.isinf(number) and isinstance(value, int) else repr(value)
+        )
+        raise HintError(f"{where}: '{key}' must be a finite number, got {shown}")
+    return number
 
 
 def _number(entry: dict, key: str, where: str) -> float:
@@ -70,7 +83,8 @@ def parse_color(text, where: str) -> tuple[float, float, float]:
     digits = match.group(1)
     if len(digits) == 3:
         digits = "".join(c * 2 for c in digits)
-    return tuple(int(digits[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    red, green, blue = (int(digits[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return red, green, blue
 
 
 def _ab_of(entry: dict, L: np.ndarray, x: float, y: float, radius: float, where: str) -> tuple[float, float]:
@@ -103,7 +117,8 @@ def _parse_one(entry, index: int, L: np.ndarray, source: str) -> Hint:
         radius = _number(entry, "radius", where)
         if radius <= 0:
             raise HintError(f"{where}: radius must be positive, got {radius}")
-        radius = radius * longer if relative else radius
+        # A patch wider than the image covers all of it: larger radii change nothing but overflow.
+        radius = min(radius * longer if relative else radius, float(longer))
     else:
         radius = max(longer * DEFAULT_RADIUS_FRACTION, 1.0)
     if relative:
@@ -115,7 +130,7 @@ def _parse_one(entry, index: int, L: np.ndarray, source: str) -> Hint:
     return Hint(x=x, y=y, ab=_ab_of(entry, L, x, y, radius, where), radius=radius)
 
 
-def parse_hints(data, L: np.ndarray, *, max_hints: int = 256, source: str = "hints") -> list[Hint]:
+def parse_hints(data, L: np.ndarray, *, max_hints: int = MAX_HINTS, source: str = "hints") -> list[Hint]:
     """Validate hints against the image whose luminance is L (HxW, 0..100).
 
     data: a list of dicts, or JSON text/bytes holding such a list (or {"hints": [...]}).
@@ -174,12 +189,20 @@ LUMINANCE_SIGMA = 20.0  # L units
 PREDICTED_AB_SIGMA = 10.0  # ab units
 
 
-def propagate_hints(ab: np.ndarray, L_work: np.ndarray, hints, full_size: tuple[int, int]) -> None:
-    """Pull ab [2, h, w] (in place, at the working size) towards each hint's colour."""
+def propagate_hints(
+    ab: np.ndarray, L_work: np.ndarray, hints, full_size: tuple[int, int], guide: np.ndarray | None = None
+) -> None:
+    """Pull ab [2, h, w] (in place, at the working size) towards each hint's colour.
+
+    guide: the network's own ab [2, h, w], if ab was changed since (greyed where unsure, blended with a
+    reference): the pull spreads over pixels whose predicted colour resembles the hinted one, and
+    greyed pixels would all look alike.
+    """
     height, width = L_work.shape
     rows = np.arange(height, dtype=np.float32)[:, None]
     cols = np.arange(width, dtype=np.float32)[None, :]
     predicted = ab.copy()
+    guide = predicted if guide is None else guide
     total_weight = np.zeros((height, width), dtype=np.float32)
     total_pull = np.zeros_like(ab)
     for hint in _at_working_size(hints, full_size, (width, height)):
@@ -189,7 +212,8 @@ def propagate_hints(ab: np.ndarray, L_work: np.ndarray, hints, full_size: tuple[
         sigma = max(SPREAD_FRACTION * max(width, height), 3 * hint.radius)
         exponent = ((rows - hint.y) ** 2 + (cols - hint.x) ** 2) / (2 * sigma**2)
         exponent = exponent + (L_work - L_work[patch_rows, patch_cols].mean()) ** 2 / (2 * LUMINANCE_SIGMA**2)
-        exponent += ((predicted - predicted_here[:, None, None]) ** 2).sum(axis=0) / (2 * PREDICTED_AB_SIGMA**2)
+        guide_here = guide[:, patch_rows, patch_cols].mean(axis=(1, 2))
+        exponent += ((guide - guide_here[:, None, None]) ** 2).sum(axis=0) / (2 * PREDICTED_AB_SIGMA**2)
         weight = np.exp(-exponent)
         total_weight += weight
         total_pull += weight * shortfall[:, None, None]

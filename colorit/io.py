@@ -1,5 +1,6 @@
-"""Read and write images safely: pixel limit before decoding, EXIF orientation, modes, metadata,
-16-bit output, atomic writes that never replace what they must not."""
+"""Read and write images safely: an allow-list of raster formats, pixel limit before decoding, EXIF
+orientation, modes, metadata, 16-bit colour in and out, atomic writes that never replace what they
+must not."""
 
 from __future__ import annotations
 
@@ -7,20 +8,23 @@ import contextlib
 import dataclasses
 import io
 import os
-import re
 import secrets
+import stat
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import tifffile
+from PIL import Image, ImageFile, ImageOps
 
-from colorit.errors import ImageError, ImageTooLarge, OutputError
+from colorit.errors import ColoritWarning, ImageError, ImageTooLarge, OutputError
+from colorit.limits import DEFAULT_MAX_PIXELS
 
-DEFAULT_MAX_PIXELS = 200_000_000
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 # zlib level 1: PNG output is dominated by compression time, and level 6 buys ~10% smaller files
@@ -33,18 +37,76 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tiff"}
 # What `colorit colorize FOLDER`, `colorit evaluate` and `colorit train` pick up.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pbm"}
+# What colorit decodes, by Pillow's name: the raster formats of IMAGE_SUFFIXES (Pillow's JPEG reader
+# also reads a phone's MPO). Anything else is refused unread: Pillow would run Ghostscript for EPS.
+DECODED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "PPM")
+# A JPEG's EXIF segment holds at most this many bytes.
+JPEG_MAX_EXIF_BYTES = 65533
 
 
 def find_images(root: Path) -> list[Path]:
     """Image files under root, recursively, in a stable order. Hidden files are left out: macOS's
     "._photo.jpg" companions carry an image suffix but are not images."""
-    return sorted(path for path in Path(root).rglob("*")
-                  if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file())
+    return sorted(
+        path
+        for path in Path(root).rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    )
+
 
 # TIFF tags of pixel layout, strips/tiles, colour maps, resolution and ICC profile.
-_LAYOUT_TAGS = {256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 34675}
-_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
-_CONVERSIONS = {"1": "L", "La": "LA", "PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+_LAYOUT_TAGS = {
+    256,
+    257,
+    258,
+    259,
+    262,
+    266,
+    273,
+    277,
+    278,
+    279,
+    282,
+    283,
+    284,
+    296,
+    317,
+    320,
+    322,
+    323,
+    324,
+    325,
+    338,
+    339,
+    340,
+    341,
+    530,
+    531,
+    532,
+    34675,
+}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+# numpy equivalents of the EXIF orientations, as ImageOps.exif_transpose applies them to PIL images
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(np.rot90(a, 2), 0, 1),
+    8: np.rot90,
+}
+_CONVERSIONS = {
+    "1": "L",
+    "La": "LA",
+    "PA": "RGBA",
+    "RGBa": "RGBA",
+    "RGBX": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+}
 
 
 def cpu_count() -> int:
@@ -76,11 +138,23 @@ class Picture:
 # ---------------------------------------------------------------------------------------- reading
 
 
+def _on_own_scale(values: np.ndarray) -> np.ndarray:
+    """32-bit integer samples (mode I) carry no full scale: 8-bit or 16-bit values when they fit
+    (an 8-bit picture saved as mode I stays as bright as it was), else stretched over 16 bits."""
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high <= 255:
+        return values.astype(np.uint8)
+    if low >= 0 and high <= 65535:
+        return values.astype(np.uint16)
+    return np.round((values - low) * (65535 / (high - low))).astype(np.uint16)
+
+
 def _pixels_of(image: Image.Image, source: str) -> np.ndarray:
     mode = image.mode
     if mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(image)
-        return np.clip(values, 0, 65535).astype(np.uint16) if mode == "I" else values.astype(np.uint16)
+        return np.asarray(image).astype(np.uint16)
+    if mode == "I":
+        return _on_own_scale(np.asarray(image))
     if mode == "P":
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")
     elif mode in _CONVERSIONS:
@@ -96,17 +170,21 @@ def _rgb_icc_profile(image: Image.Image) -> bytes | None:
     return profile if profile and profile[16:20] == b"RGB " else None
 
 
-def _exif_bytes(image: Image.Image) -> bytes | None:
-    found = image.getexif()
-    if not len(found):
+def _exif_bytes(image: Image.Image, source: str) -> bytes | None:
+    try:
+        found = image.getexif()
+        if not len(found):
+            return None
+        exif = Image.Exif()  # a copy: the caller's image keeps its own
+        exif.load(found.tobytes())
+        # For TIFF, Pillow's EXIF is the file's own first directory: drop the tags that describe the
+        # source's pixel layout (they would corrupt the output) and those carried separately.
+        for tag in _LAYOUT_TAGS.intersection(exif):
+            del exif[tag]
+        return exif.tobytes() if len(exif) else None
+    except Exception as exc:  # Pillow's EXIF code raises struct, type and key errors on bad tags
+        warnings.warn(f"{source}: damaged EXIF ({_reason(exc)}) left out", ColoritWarning, 2)
         return None
-    exif = Image.Exif()  # a copy: the caller's image keeps its own
-    exif.load(found.tobytes())
-    # For TIFF, Pillow's EXIF is the file's own first directory: drop the tags that describe the
-    # source's pixel layout (they would corrupt the output) and those carried separately.
-    for tag in _LAYOUT_TAGS.intersection(exif):
-        del exif[tag]
-    return exif.tobytes() if len(exif) else None
 
 
 def _dpi(image: Image.Image) -> tuple[float, float] | None:
@@ -117,39 +195,47 @@ def _dpi(image: Image.Image) -> tuple[float, float] | None:
     return float(dpi[0]), float(dpi[1])
 
 
-def picture_from_pil(image: Image.Image, *, source: str = "image") -> Picture:
-    """A Picture from a PIL image as it is (no EXIF rotation: the caller owns the image)."""
+def _picture(image: Image.Image, pixels: np.ndarray, source: str) -> Picture:
     return Picture(
-        pixels=_pixels_of(image, source),
+        pixels=pixels,
         source=source,
         format=image.format,
         icc_profile=_rgb_icc_profile(image),
         dpi=_dpi(image),
-        exif=_exif_bytes(image),
+        exif=_exif_bytes(image, source),
     )
 
 
-def _allow_up_to(max_pixels: int) -> None:
-    # Pillow refuses images over 2 x MAX_IMAGE_PIXELS inside Image.open, before colorit can check
-    # its own limit; raise Pillow's limit (never lower it) so that the configured one applies.
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
-        Image.MAX_IMAGE_PIXELS = max_pixels
+def picture_from_pil(image: Image.Image, *, source: str = "image") -> Picture:
+    """A Picture from a PIL image as it is (no EXIF rotation: the caller owns the image)."""
+    if 0 in image.size:
+        raise ImageError(f"{source}: empty image ({image.width}x{image.height} pixels)")
+    return _picture(image, _pixels_of(image, source), source)
 
 
-def _open(stream, name: str, max_pixels: int) -> Image.Image:
-    _allow_up_to(max_pixels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+def _identify(stream, name: str) -> ImageFile.ImageFile:
+    """Open the header as Image.open does, but only with the plugins of DECODED_FORMATS and without
+    Pillow's pixel limit, which is process-wide: read_image checks its caller's own limit instead."""
+    Image.init()
+    prefix = stream.read(16)
+    for fmt in DECODED_FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept is None or accept(prefix)
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "almost, but no" message
+            continue
+        stream.seek(0)
         try:
-            image = Image.open(stream)
-        except Image.DecompressionBombError as exc:
-            # Pillow's own check fired (at twice its limit): its message holds the pixel count.
-            count = re.search(r"\((\d+) pixels\)", str(exc))
-            raise ImageTooLarge(_too_large(name, f"{count.group(1) if count else 'too many'} pixels", max_pixels)) from None
-        except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image (or a format Pillow cannot read)") from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            return factory(stream, "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # not this format after all, as in Image.open
+        except (OSError, ValueError, EOFError) as exc:
             raise ImageError(f"{name}: cannot read image header ({_reason(exc)})") from None
+    readable = ", ".join(DECODED_FORMATS)
+    raise ImageError(f"{name}: not an image, or not one of the formats colorit reads ({readable})")
+
+
+def _open(stream, name: str, max_pixels: int) -> ImageFile.ImageFile:
+    image = _identify(stream, name)
     width, height = image.size
     if width * height > max_pixels:
         image.close()
@@ -183,6 +269,59 @@ def _decode_upright(image: Image.Image, name: str) -> None:
         raise ImageError(f"{name}: damaged or unsupported image data ({reason})") from None
 
 
+def _is_sixteen_bit_colour(image: ImageFile.ImageFile) -> bool:
+    """Whether the file holds 16-bit colour or grey + alpha samples, which Pillow decodes to 8 bits."""
+    if image.mode not in ("RGB", "RGBA") or not image.tile:
+        return False
+    args = image.tile[0].args
+    raw_mode = args[0] if isinstance(args, tuple) else args
+    return isinstance(raw_mode, str) and ";16" in raw_mode
+
+
+def _decode_sixteen_bit_colour(image: Image.Image, stream, name: str) -> np.ndarray:
+    """16-bit RGB(A) or grey + alpha pixels of a PNG (imagecodecs) or TIFF (tifffile), upright by the EXIF
+    orientation (left as 1 in the image's EXIF); Pillow has read the header and metadata."""
+    stream.seek(0)
+    try:
+        if image.format == "PNG":
+            pixels = imagecodecs.png_decode(stream.read())
+        else:
+            with tifffile.TiffFile(stream, name=os.path.basename(name)) as tiff:
+                page = tiff.pages.first
+                pixels = page.asarray()
+                if page.axes.startswith("S"):  # planar: one plane per sample
+                    pixels = np.moveaxis(pixels, 0, -1)
+    except MemoryError:
+        raise
+    except Exception as exc:  # the codecs raise their own error types, and ValueError, OSError
+        raise ImageError(f"{name}: damaged or unsupported image data ({_reason(exc)})") from None
+    if pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[-1] not in (2, 3, 4):  # 2: grey + alpha
+        raise ImageError(f"{name}: unsupported 16-bit layout {pixels.dtype} {pixels.shape}")
+    exif = image.getexif()
+    orientation = exif.get(ORIENTATION_TAG, 1)
+    if orientation in _UPRIGHT:
+        pixels = np.ascontiguousarray(_UPRIGHT[orientation](pixels))
+        exif[ORIENTATION_TAG] = 1
+    return pixels
+
+
+def _note_frames(image: Image.Image, name: str) -> None:
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except Exception:  # a damaged later frame (Pillow raises key, EOF, OS errors): the first may be fine
+        return
+    if frames > 1 and image.format != "MPO":  # an MPO's second picture is a preview, not a frame
+        warnings.warn(f"{name}: {frames} frames (animated or multi-page); colorized the first only", ColoritWarning, 2)
+
+
+def _decode(image: ImageFile.ImageFile, stream, name: str) -> Picture:
+    _note_frames(image, name)
+    if _is_sixteen_bit_colour(image):
+        return _picture(image, _decode_sixteen_bit_colour(image, stream, name), name)
+    _decode_upright(image, name)
+    return picture_from_pil(image, source=name)
+
+
 def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Picture:
     """Decode an image file (path, bytes, or binary file object) with EXIF orientation applied.
 
@@ -191,10 +330,7 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
     """
     if isinstance(source, (str, os.PathLike)):
         name = name or str(source)
-        try:
-            stream = open(source, "rb")
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot open ({exc.strerror or exc})") from None
+        stream = _open_regular_file(source, name)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         name = name or "image"
         stream = io.BytesIO(source)
@@ -206,8 +342,20 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
         if _is_empty(stream):
             raise ImageError(f"{name}: empty file (0 bytes)")
         with _open(stream, name, max_pixels) as image:
-            _decode_upright(image, name)
-            return picture_from_pil(image, source=name)
+            return _decode(image, stream, name)
+
+
+def _open_regular_file(path, name: str):
+    """A binary file object of a regular file. Non-blocking open: a FIFO named like an image would
+    otherwise block until some writer appeared, and devices and folders are no images either."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ImageError(f"{name}: not a regular file")
+    return os.fdopen(descriptor, "rb")
 
 
 def _is_empty(stream) -> bool:
@@ -251,21 +399,25 @@ def _deflate_piece(data: memoryview, last: bool) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
+PNG_PIECE_BYTES = 1 << 20  # deflated separately (and in parallel); sync flushes cost ~5 bytes a piece
+
+
 def _zlib_in_parallel(data: np.ndarray, threads: int | None) -> bytes:
     """A zlib stream of data, its pieces deflated in parallel threads (as pigz does).
 
     Each piece but the last ends with a sync flush, which closes it on a byte boundary without
     ending the stream, so the raw pieces concatenate into one valid deflate stream. zlib releases
-    the GIL while it compresses.
+    the GIL while it compresses. The pieces depend on the data's size alone, never on the thread
+    count, so that every way of running colorit (one process, --workers, --ray) writes the same bytes.
     """
-    view = memoryview(data).cast("B")
-    pieces = max(1, min(threads or cpu_count(), len(view) // (1 << 18)))
+    view = data.data.cast("B")
+    pieces = max(1, len(view) // PNG_PIECE_BYTES)
     bounds = [len(view) * i // pieces for i in range(pieces + 1)]
     spans = [view[bounds[i] : bounds[i + 1]] for i in range(pieces)]
     if pieces == 1:
         body = _deflate_piece(spans[0], last=True)
     else:
-        with ThreadPoolExecutor(max_workers=pieces) as pool:
+        with ThreadPoolExecutor(max_workers=min(pieces, threads or cpu_count())) as pool:
             body = b"".join(pool.map(_deflate_piece, spans, [i == pieces - 1 for i in range(pieces)]))
     header = b"\x78\x01"  # deflate, 32 KiB window, fastest-level hint; the check bits make it divisible by 31
     return header + body + struct.pack(">I", zlib.adler32(view))
@@ -286,7 +438,10 @@ def _png_bytes(picture: Picture, threads: int | None) -> bytes:
     filtered[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     color_type = 6 if channels == 4 else 2
-    parts = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))]
+    parts = [
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)),
+    ]
     if picture.icc_profile:
         parts.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(picture.icc_profile)))
     if picture.dpi:
@@ -300,52 +455,20 @@ def _png_bytes(picture: Picture, threads: int | None) -> bytes:
 
 
 def _tiff16_bytes(picture: Picture) -> bytes:
-    """Uncompressed little-endian baseline TIFF with 16-bit RGB(A) samples, ICC and resolution.
-
-    Pillow cannot write 16-bit colour; EXIF is left out here (it would need its own sub-directory).
-    """
-    pixels = picture.pixels
-    height, width, channels = pixels.shape
-    image_data = pixels.astype("<u2").tobytes()
-    dpi = picture.dpi or (72.0, 72.0)
-    # (tag, type, count, value or bytes): type 3 SHORT, 4 LONG, 5 RATIONAL, 7 UNDEFINED
-    entries: list[tuple[int, int, int, int | bytes]] = [
-        (256, 4, 1, width),
-        (257, 4, 1, height),
-        (258, 3, channels, struct.pack(f"<{channels}H", *([16] * channels))),
-        (259, 3, 1, 1),
-        (262, 3, 1, 2),
-        (273, 4, 1, 0),  # strip offset, set below
-        (277, 3, 1, channels),
-        (278, 4, 1, height),
-        (279, 4, 1, len(image_data)),
-        (282, 5, 1, struct.pack("<II", round(dpi[0] * 100), 100)),
-        (283, 5, 1, struct.pack("<II", round(dpi[1] * 100), 100)),
-        (284, 3, 1, 1),
-        (296, 3, 1, 2),
-    ]
-    if channels == 4:
-        entries.append((338, 3, 1, 2))  # unassociated alpha
-    if picture.icc_profile:
-        entries.append((34675, 7, len(picture.icc_profile), picture.icc_profile))
-    ifd_size = 2 + 12 * len(entries) + 4
-    extra_offset = 8 + ifd_size
-    extra = bytearray()
-    fields = []
-    for tag, kind, count, value in entries:
-        if isinstance(value, bytes) and len(value) > 4:
-            fields.append(struct.pack("<HHII", tag, kind, count, extra_offset + len(extra)))
-            extra += value + b"\x00" * (len(value) % 2)
-        elif isinstance(value, bytes):
-            fields.append(struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00"))
-        else:
-            packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
-            fields.append(struct.pack("<HHI", tag, kind, count) + packed)
-    strip_offset = extra_offset + len(extra)
-    fields[5] = struct.pack("<HHII", 273, 4, 1, strip_offset)
-    header = b"II*\x00" + struct.pack("<I", 8)
-    ifd = struct.pack("<H", len(entries)) + b"".join(fields) + struct.pack("<I", 0)
-    return header + ifd + bytes(extra) + image_data
+    """Uncompressed TIFF with 16-bit RGB(A) samples, ICC profile and resolution (Pillow cannot write
+    16-bit colour). EXIF is left out: it would need its own sub-directory, which tifffile does not write."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        picture.pixels,
+        photometric="rgb",
+        extrasamples=("unassalpha",) if picture.pixels.shape[-1] == 4 else None,
+        iccprofile=picture.icc_profile,
+        resolution=picture.dpi or (72.0, 72.0),
+        resolutionunit="inch",
+        metadata=None,
+    )
+    return buffer.getvalue()
 
 
 def _pillow_bytes(picture: Picture, fmt: str) -> bytes:
@@ -355,7 +478,10 @@ def _pillow_bytes(picture: Picture, fmt: str) -> bytes:
     options: dict = {}
     if picture.icc_profile:
         options["icc_profile"] = picture.icc_profile
-    if picture.exif:
+    if picture.exif and fmt == "JPEG" and len(picture.exif) > JPEG_MAX_EXIF_BYTES:
+        message = f"{picture.source}: EXIF of {len(picture.exif)} bytes does not fit a JPEG (64 kB); written without it"
+        warnings.warn(message, ColoritWarning, 2)
+    elif picture.exif:
         options["exif"] = picture.exif
     if picture.dpi and fmt != "WEBP":
         options["dpi"] = picture.dpi

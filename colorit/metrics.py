@@ -52,9 +52,7 @@ def ssim(output: np.ndarray, reference: np.ndarray) -> float:
     cov_xy = mean_xy - mean_x * mean_y
     c1 = (SSIM_K1 * RGB_DATA_RANGE) ** 2
     c2 = (SSIM_K2 * RGB_DATA_RANGE) ** 2
-    ssim_map = ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)) / (
-        (mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2)
-    )
+    ssim_map = ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)) / ((mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2))
     return float(ssim_map.mean(axis=(0, 1)).mean())
 
 
@@ -196,6 +194,75 @@ def ab_auc(lab_output: np.ndarray, lab_reference: np.ndarray, saturated_only: bo
     if saturated_only:
         errors = errors[saturated_mask(lab_reference)]
     return AbErrorCdf.of(errors).auc()
+
+
+# Hue families of the Lab hue angle atan2(b, a) in degrees: each family runs from its start to the next's.
+HUE_FAMILIES = ("red", "orange/yellow", "green", "blue", "purple")
+HUE_FAMILY_STARTS = (0.0, 50.0, 100.0, 200.0, 290.0)
+# Output chroma below which a pixel counts as left nearly grey (it then has no hue to be right about).
+NEARLY_GREY_CHROMA = 10.0
+
+
+def hue_family(lab: np.ndarray) -> np.ndarray:
+    """Index into HUE_FAMILIES of every pixel's Lab hue angle (meaningless where the chroma is ~0)."""
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360.0
+    return np.searchsorted(HUE_FAMILY_STARTS, hue, side="right") - 1
+
+
+@dataclass
+class HueFamilyCounts:
+    """Counts over the saturated ground-truth pixels, per hue family, so they can be pooled over images.
+
+    truth[f]: pixels whose ground truth is saturated (chroma >= SATURATED_CHROMA) and of family f;
+    matched[f]: of those, the output has the same family and chroma >= NEARLY_GREY_CHROMA;
+    grey[f]: of those, the output's chroma is below NEARLY_GREY_CHROMA.
+    """
+
+    truth: np.ndarray = field(default_factory=lambda: np.zeros(len(HUE_FAMILIES), dtype=np.int64))
+    matched: np.ndarray = field(default_factory=lambda: np.zeros(len(HUE_FAMILIES), dtype=np.int64))
+    grey: np.ndarray = field(default_factory=lambda: np.zeros(len(HUE_FAMILIES), dtype=np.int64))
+
+    def __add__(self, other: HueFamilyCounts) -> HueFamilyCounts:
+        return HueFamilyCounts(self.truth + other.truth, self.matched + other.matched, self.grey + other.grey)
+
+    def recall(self) -> float | None:
+        """% of saturated ground-truth pixels given a colour of their own hue family; None if there are none."""
+        return _percent(self.matched.sum(), self.truth.sum())
+
+    def grey_share(self) -> float | None:
+        """% of saturated ground-truth pixels the output leaves nearly grey; None if there are none."""
+        return _percent(self.grey.sum(), self.truth.sum())
+
+    def recall_per_family(self) -> dict[str, float | None]:
+        """recall() of each family on its own (None for a family absent from the ground truth)."""
+        return {name: _percent(matched, truth) for name, matched, truth in zip(HUE_FAMILIES, self.matched, self.truth)}
+
+
+def hue_family_recall(lab_output: np.ndarray, lab_reference: np.ndarray) -> HueFamilyCounts:
+    """Hue-family counts of one image: for every ground-truth pixel with chroma >= SATURATED_CHROMA, does
+    the output give it a colour (chroma >= NEARLY_GREY_CHROMA) of the same hue family, or leave it grey?
+
+    Add the results of several images and call .recall() to pool over all their pixels.
+    """
+    _check_same_shape(lab_output, lab_reference)
+    saturated = saturated_mask(lab_reference)
+    truth_family = hue_family(lab_reference[saturated])
+    output = lab_output[saturated]
+    coloured = np.hypot(output[..., 1], output[..., 2]) >= NEARLY_GREY_CHROMA
+    matched = coloured & (hue_family(output) == truth_family)
+
+    def per_family(families: np.ndarray) -> np.ndarray:
+        return np.bincount(families, minlength=len(HUE_FAMILIES)).astype(np.int64)
+
+    return HueFamilyCounts(
+        truth=per_family(truth_family),
+        matched=per_family(truth_family[matched]),
+        grey=per_family(truth_family[~coloured]),
+    )
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return float(100.0 * part / whole) if whole else None
 
 
 def colourfulness(rgb: np.ndarray) -> float:

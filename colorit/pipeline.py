@@ -13,7 +13,11 @@ import numpy as np
 from PIL import Image
 
 from colorit.color import lab_planes_to_rgb, luminance_L
+from colorit.confidence import grey_where_unsure, no_confidence_error, unsure_grey_strength
+from colorit.errors import ImageError
 from colorit.hints import Hint, parse_hints, propagate_hints, render_hints
+from colorit.limits import MAX_RENDER_SIZE, MAX_SATURATION
+from colorit.reference import blend_references
 from colorit.session import ModelSession
 
 # Rows are recombined in strips of about this many pixels: the float32 temporaries of one strip stay
@@ -84,6 +88,20 @@ def _recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int
         list(pool.map(recombine_strip, tops))
 
 
+def _check_input(pixels: np.ndarray, render_size: int | None, saturation: float) -> None:
+    """Refuse what would crash further down (empty images) or silently spoil the whole result (NaN
+    spreads through the resize and the network; huge numbers overflow)."""
+    if pixels.ndim >= 2 and 0 in pixels.shape[:2]:
+        raise ImageError(f"image: empty ({pixels.shape[1]}x{pixels.shape[0]} pixels)")
+    if np.issubdtype(pixels.dtype, np.floating) and not np.isfinite(pixels).all():
+        bad = int(np.count_nonzero(~np.isfinite(pixels)))
+        raise ImageError(f"image: {bad} of {pixels.size} values are NaN or infinite (float pixels must lie in 0..1)")
+    if not (math.isfinite(saturation) and 0 <= saturation <= MAX_SATURATION):
+        raise ValueError(f"saturation must lie in 0..{MAX_SATURATION:g}, got {saturation}")
+    if render_size is not None and not 1 <= render_size <= MAX_RENDER_SIZE:
+        raise ValueError(f"render_size must lie in 1..{MAX_RENDER_SIZE} pixels, got {render_size}")
+
+
 def colorize_array(
     pixels: np.ndarray,
     session: ModelSession,
@@ -92,32 +110,53 @@ def colorize_array(
     saturation: float = 1.0,
     hints=None,
     hints_source: str = "hints",
-) -> np.ndarray:
+    reference=None,
+    unsure_grey: float | None = None,
+    with_confidence: bool = False,
+    hint_propagation: bool = True,
+):
     """Colorize HxW grey or HxWx3 colour pixels (uint8, uint16 or float 0..1) at full resolution.
 
     Returns HxWx3 of the same dtype; HxWx2 / HxWx4 input (with alpha) gives HxWx4 with the alpha
     unchanged. A colour input is colorized from its luminance. render_size: the longer side of the
     network's working image (default: the model card's). saturation scales the predicted chroma.
     hints: Hint objects, or dicts / JSON parsed with hints.parse_hints against this image
-    (error messages start with hints_source).
+    (error messages start with hints_source). reference: a colour photo, or a list of them, whose
+    colours carry over to matching things (see colorit.reference); hints win where both speak.
+    unsure_grey: where the network is unsure, its chroma is scaled by confidence ** unsure_grey
+    (default: the card's unsure_grey_strength, else 0 = off; see colorit.confidence); hints and
+    references are applied after it, so they are never greyed. with_confidence: return (output,
+    the network's confidence HxW float32 0..1 at full resolution) instead; needs a model that has one.
+    hint_propagation: False leaves hints to the network alone (to measure how well it follows them).
     """
     pixels = np.asarray(pixels)
-    if not (math.isfinite(saturation) and saturation >= 0):
-        raise ValueError(f"saturation must be a finite number >= 0, got {saturation}")
+    _check_input(pixels, render_size, saturation)
     colour, alpha = _split_alpha(pixels)
     L = luminance_L(colour)
     height, width = L.shape
     work_size = working_size(width, height, render_size or session.default_render_size)
+    if with_confidence and not session.has_confidence:
+        raise no_confidence_error(session.name)
+    strength = unsure_grey_strength(session.card, unsure_grey, session.name, session.has_confidence)
     hint_list = _as_hints(hints, L, hints_source) if hints is not None else []
     hint_channels = render_hints(hint_list, (width, height), work_size) if hint_list else None
     L_work = _resize_plane(L, work_size)
-    ab = session.predict_ab(L_work, hint_channels)
-    if hint_list:
-        propagate_hints(ab, L_work, hint_list, (width, height))
+    ab, confidence = session.predict(L_work, hint_channels)
+    network_ab = ab.copy() if hint_list and hint_propagation else None
+    grey_where_unsure(ab, confidence, strength)
+    if reference is not None:
+        blend_references(
+            ab, L_work, reference, threads=session.threads, work_side=render_size or session.default_render_size
+        )
+    if hint_list and hint_propagation:
+        propagate_hints(ab, L_work, hint_list, (width, height), guide=network_ab)
     if saturation != 1.0:
         ab *= np.float32(saturation)
     out = np.empty((height, width, 3 if alpha is None else 4), dtype=pixels.dtype)
     _recombine(L, ab, out, session.threads)
     if alpha is not None:
         out[..., 3] = alpha
+    if with_confidence:
+        assert confidence is not None  # has_confidence was checked before the network ran
+        return out, np.clip(_resize_plane(confidence, (width, height)), 0.0, 1.0)
     return out

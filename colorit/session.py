@@ -14,8 +14,24 @@ from colorit.hints import AB_SCALE
 from colorit.io import cpu_count
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+FEATURES_MODEL = MODELS_DIR / "features" / "lite0-features.onnx"
 DEFAULT_RENDER_SIZE = 384  # used only for an .onnx given by path without a card
 SIZE_MULTIPLE = 32  # the networks downsample by 32: H and W must be multiples of it
+# The optional second output of a model: [N, 1, H, W], 0..1, 1 - the normalised entropy of its ab distribution.
+CONFIDENCE_OUTPUT = "confidence"
+
+
+def _ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle ONNX Runtime threads would otherwise spin after each run and compete with the
+    # full-resolution recombination that follows it.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 class ModelSession:
@@ -26,23 +42,17 @@ class ModelSession:
     """
 
     def __init__(self, path: Path, card: dict, *, threads: int | None = None):
-        import onnxruntime as ort
-
         self.path = path
         self.threads = threads or cpu_count()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle ONNX Runtime threads would otherwise spin after each run and compete with the
-        # full-resolution recombination that follows it.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self._session = _ort_session(path, self.threads)
         graph_input = self._session.get_inputs()[0]
         self._input_name = graph_input.name
         # The graph, not the card, decides how many channels go in.
         channels = graph_input.shape[1]
         self.input_channels = channels if isinstance(channels, int) else int(card.get("input_channels", 1))
+        outputs = [output.name for output in self._session.get_outputs()]
+        self.has_confidence: bool = CONFIDENCE_OUTPUT in outputs
+        self._output_names = [outputs[0], CONFIDENCE_OUTPUT] if self.has_confidence else outputs[:1]
         self.name: str = card.get("name", path.stem)
         self.card = card
         self.accepts_hints: bool = self.input_channels == 4
@@ -51,8 +61,11 @@ class ModelSession:
     def __repr__(self) -> str:
         return f"ModelSession({self.name!r}, path={str(self.path)!r}, threads={self.threads})"
 
-    def predict_ab(self, L_work: np.ndarray, hint_channels: np.ndarray | None = None) -> np.ndarray:
-        """L (HxW, 0..100) -> predicted ab [2, H, W] float32 in Lab units.
+    def predict(
+        self, L_work: np.ndarray, hint_channels: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """L (HxW, 0..100) -> (predicted ab [2, H, W] float32 in Lab units, confidence [H, W] float32
+        0..1 (1 = sure), or None for a model without a confidence output).
 
         hint_channels: [3, H, W] (a/110, b/110, mask) from hints.render_hints, for models that take hints.
         The input is padded up to multiples of 32 by reflection (hint channels by zeros, so that no
@@ -67,8 +80,38 @@ class ModelSession:
         net_input[0, 0] = L_input
         if hint_channels is not None:
             net_input[0, 1:4, :height, :width] = hint_channels
-        ab = self._session.run(None, {self._input_name: net_input})[0][0, :, :height, :width] * AB_SCALE
-        return np.ascontiguousarray(ab, dtype=np.float32)
+        ab, *confidence = self._session.run(self._output_names, {self._input_name: net_input})
+        ab = np.ascontiguousarray(ab[0, :, :height, :width] * AB_SCALE, dtype=np.float32)
+        if not confidence:
+            return ab, None
+        return ab, np.ascontiguousarray(np.clip(confidence[0][0, 0, :height, :width], 0.0, 1.0), dtype=np.float32)
+
+
+class FeatureSession:
+    """An ONNX Runtime session for the pretrained feature extractor that reference photos are matched
+    with (models/features/, not a colorization model: bundled_models() does not list it)."""
+
+    stride = 8
+
+    def __init__(self, path: Path, *, threads: int | None = None):
+        self.path = path
+        self.threads = threads or cpu_count()
+        self._session = _ort_session(path, self.threads)
+
+    def features(self, L_work: np.ndarray) -> np.ndarray:
+        """L (HxW, 0..100) -> [ceil(H / 8), ceil(W / 8), C] float32, each position of unit length."""
+        height, width = L_work.shape
+        pad = ((0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE))
+        L_input = np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
+        maps = self._session.run(None, {"input": L_input[None, None]})[0][0]
+        grid = (-(-height // self.stride), -(-width // self.stride))
+        return np.ascontiguousarray(maps[:, : grid[0], : grid[1]].transpose(1, 2, 0))
+
+
+@functools.lru_cache(maxsize=4)
+def load_features(threads: int | None = None) -> FeatureSession:
+    """The bundled feature extractor (cached per process and thread count)."""
+    return FeatureSession(FEATURES_MODEL, threads=threads)
 
 
 def _read_card(path: Path) -> dict:

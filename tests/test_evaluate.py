@@ -67,10 +67,23 @@ def test_cli_prints_a_row_per_model_plus_grey_and_writes_json(cli_run):
     assert completed.returncode == 0, completed.stderr
     table_lines = completed.stdout.splitlines()
     header = next(line for line in table_lines if line.startswith("model"))
-    for column in ("PSNR dB", "SSIM", "CIEDE2000", "AuC %", "sat AuC %", "CF", "CF gt", "CF gap", "CF ratio"):
+    columns = (
+        "PSNR dB",
+        "SSIM",
+        "CIEDE2000",
+        "AuC %",
+        "sat AuC %",
+        "CF",
+        "CF gt",
+        "CF gap",
+        "CF ratio",
+        "hue rec %",
+        "grey %",
+    )
+    for column in columns:
         assert column in header
     for model in ("grey", "default", "seed-ae"):
-        assert any(line.split()[0] == model and len(line.split()) == 10 for line in table_lines), model
+        assert any(line.split()[0] == model and len(line.split()) == 12 for line in table_lines), model
     report = json.loads(json_path.read_text())
     assert report["images"] == 3 and report["eval_size"] == evaluate.DEFAULT_EVAL_SIZE
     assert [row["model"] for row in report["table"]] == ["grey", "default", "seed-ae"]
@@ -98,7 +111,9 @@ def test_grey_row_matches_a_direct_computation(cli_run, photo_folder):
     _, json_path = cli_run
     report = json.loads(json_path.read_text())
     grey_row = rows_by_model(report["table"])["grey"]
-    truths = [np.asarray(Image.open(photo_folder / name)) for name in ("astronaut.png", "nested/coffee.png", "chelsea.png")]
+    truths = [
+        np.asarray(Image.open(photo_folder / name)) for name in ("astronaut.png", "nested/coffee.png", "chelsea.png")
+    ]
     # The grey output has a = b = 0, so each pixel's ab error is its ground-truth chroma.
     chroma = [np.hypot(*np.moveaxis(skcolor.rgb2lab(truth)[..., 1:], -1, 0)).ravel() for truth in truths]
     pooled = np.concatenate(chroma)
@@ -107,11 +122,17 @@ def test_grey_row_matches_a_direct_computation(cli_run, photo_folder):
     direct_saturated_auc = 100 * np.mean([np.mean(saturated <= threshold) for threshold in range(151)])
     assert grey_row["auc"] == pytest.approx(direct_auc, abs=0.05)
     assert grey_row["saturated_auc"] == pytest.approx(direct_saturated_auc, abs=0.05)
-    direct_psnr = np.mean([skmetrics.peak_signal_noise_ratio(t, np.dstack([grey_of(t)] * 3), data_range=255) for t in truths])
+    direct_psnr = np.mean(
+        [skmetrics.peak_signal_noise_ratio(t, np.dstack([grey_of(t)] * 3), data_range=255) for t in truths]
+    )
     assert grey_row["psnr"] == pytest.approx(direct_psnr, abs=1e-6)
     assert grey_row["colourfulness"] == pytest.approx(0.0, abs=1e-6)
     assert grey_row["colourfulness_ratio"] == pytest.approx(0.0, abs=1e-6)
     assert grey_row["colourfulness_gt"] > 20
+    # Nothing of the grey output has a hue: every saturated pixel is left grey, in every family present.
+    assert grey_row["hue_recall"] == 0.0 and grey_row["grey_share"] == 100.0
+    present = {family for family, recall in grey_row["hue_recall_per_family"].items() if recall is not None}
+    assert {"red", "orange/yellow"} <= present and all(grey_row["hue_recall_per_family"][f] == 0.0 for f in present)
 
 
 def test_model_rows_are_consistent_with_their_per_image_numbers(cli_run):
@@ -124,8 +145,14 @@ def test_model_rows_are_consistent_with_their_per_image_numbers(cli_run):
         assert row["colourfulness_gap"] == pytest.approx(row["colourfulness"] - row["colourfulness_gt"])
         assert row["colourfulness_ratio"] == pytest.approx(row["colourfulness"] / row["colourfulness_gt"])
         assert 0 < row["ssim"] <= 1 and 10 < row["psnr"] < 50 and 0 < row["auc"] <= 100
+        # Pooled over the saturated pixels of all images: between the best and the worst image.
+        for key in ("hue_recall", "grey_share"):
+            per_image = [record[key] for record in records]
+            assert min(per_image) - 1e-9 <= row[key] <= max(per_image) + 1e-9
+        assert set(row["hue_recall_per_family"]) == {"red", "orange/yellow", "green", "blue", "purple"}
     models = rows_by_model(report["table"])
     assert models["default"]["colourfulness"] > 0, "a colorizer adds some colour"
+    assert models["default"]["hue_recall"] > 0 and models["default"]["grey_share"] < 100
 
 
 def test_hints_evaluate_each_count_for_hint_models_and_grey_only_without(hint_report):
@@ -144,7 +171,17 @@ def test_two_hints_do_not_make_the_default_model_worse(hint_report):
 
 def test_cli_runs_with_hints_and_prints_the_hint_table(photo_folder):
     completed = run_colorit(
-        "evaluate", "--data", str(photo_folder), "--model", "seed-ae", "default", "--hints", "0,2", "--limit", "2", "--quiet"
+        "evaluate",
+        "--data",
+        str(photo_folder),
+        "--model",
+        "seed-ae",
+        "default",
+        "--hints",
+        "0,2",
+        "--limit",
+        "2",
+        "--quiet",
     )
     assert completed.returncode == 0, completed.stderr
     hint_lines = completed.stdout.split("simulated hints")[1].splitlines()
@@ -184,26 +221,60 @@ def test_simulated_hints_cluster_around_the_centre_and_render_as_1_to_9_pixel_pa
     assert min(sides) == 1 and 8 <= max(sides) <= 10
 
 
-def test_update_card_replaces_only_its_keys_and_leaves_no_temporary_file(hint_report, tmp_path, monkeypatch):
+def test_update_cards_store_val_and_photo_val_apart_and_models_shows_them_side_by_side(
+    hint_report, cli_run, tmp_path, monkeypatch, capsys
+):
+    from colorit import session
+    from colorit.cli import main
+
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     shutil.copy(MODELS_DIR / "default.json", models_dir / "default.json")
     (models_dir / "default.onnx").write_bytes(b"")
     original = json.loads((models_dir / "default.json").read_text())
     monkeypatch.setattr(evaluate, "MODELS_DIR", models_dir)
+    monkeypatch.setattr(session, "MODELS_DIR", models_dir)
     outside = tmp_path / "elsewhere" / "mine.onnx"
-    report = dict(hint_report, model_files={"default": str(models_dir / "default.onnx"), "mine": str(outside)})
+    model_files = {"default": str(models_dir / "default.onnx"), "mine": str(outside)}
+    val_report = dict(hint_report, data=str(tmp_path / "corpus" / "val"), model_files=model_files)
+    photo_report = json.loads(cli_run[1].read_text())  # another table, without a hint curve
+    photo_report.update(data=str(tmp_path / "corpus" / "photo-val") + "/", model_files=model_files)
 
-    assert evaluate.update_model_cards(report) == [models_dir / "default.json"]
+    assert evaluate.update_model_cards(val_report) == [models_dir / "default.json"]
+    assert evaluate.update_model_cards(photo_report) == [models_dir / "default.json"]
 
     card = json.loads((models_dir / "default.json").read_text())
-    assert {key: value for key, value in card.items() if key not in ("validation", "hint_curve")} == {
-        key: value for key, value in original.items() if key not in ("validation", "hint_curve")
+    written = ("validation", "hint_curve", "photo_validation")
+    assert {key: value for key, value in card.items() if key not in written} == {
+        key: value for key, value in original.items() if key not in written
     }
     assert card["validation"]["table"] == hint_report["table"]
     assert card["validation"]["images"] == 3 and card["validation"]["eval_size"] == evaluate.DEFAULT_EVAL_SIZE
     assert card["hint_curve"]["rows"] == hint_report["hint_curve"]
+    assert card["photo_validation"]["table"] == photo_report["table"] and "photo_hint_curve" not in card
     assert sorted(path.name for path in models_dir.iterdir()) == ["default.json", "default.onnx"]
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.split()[:3] == ["model", "split", "PSNR"])
+    assert "hue rec %" in header and "grey %" in header
+    table = lines[lines.index(header) + 1 :][:5]
+    # Each model's val row, then its photo-val row; seed-ae was evaluated on photo-val only.
+    assert [line.split()[:2] for line in table] == [
+        ["grey", "val"],
+        ["grey", "photo-val"],
+        ["default", "val"],
+        ["default", "photo-val"],
+        ["seed-ae", "photo-val"],
+    ]
+
+
+def test_update_cards_refuse_a_folder_that_is_no_split(hint_report, photo_folder):
+    with pytest.raises(evaluate.ColoritError, match="val and photo-val"):
+        evaluate.card_entries(hint_report)
+    completed = run_colorit("evaluate", "--data", str(photo_folder), "--update-cards", "--quiet")
+    assert completed.returncode == 1 and photo_folder.name in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1 and not completed.stdout
 
 
 def test_format_table_aligns_columns_and_prints_missing_numbers_as_a_dash():

@@ -89,7 +89,9 @@ def test_invalid_hints_name_the_source_and_the_hint(L, entry, words):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("data, words", [("{not json", "not valid JSON"), ('{"x": 1}', "expected a list"), (b"\xff\xfe", "not valid JSON")])
+@pytest.mark.parametrize(
+    "data, words", [("{not json", "not valid JSON"), ('{"x": 1}', "expected a list"), (b"\xff\xfe", "not valid JSON")]
+)
 def test_unreadable_hint_documents_are_refused(L, data, words):
     with pytest.raises(HintError, match=words):
         parse_hints(data, L)

@@ -199,3 +199,77 @@ def test_colourfulness_of_a_uniform_colour_is_its_weighted_opponent_mean():
     red[..., 0] = 255
     # rg = 255 and yb = 127.5 everywhere: no spread, so 0.3 * hypot(255, 127.5).
     assert metrics.colourfulness(red) == pytest.approx(0.3 * np.hypot(255.0, 127.5))
+
+
+def with_hue_rotated(lab: np.ndarray, degrees: float) -> np.ndarray:
+    rotated = lab.copy()
+    angle = np.radians(degrees)
+    rotated[..., 1] = lab[..., 1] * np.cos(angle) - lab[..., 2] * np.sin(angle)
+    rotated[..., 2] = lab[..., 1] * np.sin(angle) + lab[..., 2] * np.cos(angle)
+    return rotated
+
+
+@pytest.fixture(scope="module")
+def flower_lab() -> np.ndarray:
+    """Red, yellow, green and blue pixels in one photo."""
+    return skcolor.rgb2lab(load_sample_image("flower.jpg"))
+
+
+def test_hue_families_split_the_lab_hue_circle_at_50_100_200_and_290_degrees():
+    angles = np.array([0.1, 49.9, 50.1, 99.9, 100.1, 199.9, 200.1, 289.9, 290.1, 359.9])
+    lab = np.stack([np.full(angles.shape, 50.0), 40 * np.cos(np.radians(angles)), 40 * np.sin(np.radians(angles))], -1)
+    assert metrics.hue_family(lab).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    # Brick red, mustard, leaf green, sky blue; pure sRGB blue (0, 0, 255) is at 306 degrees: "purple".
+    rgb = np.array([[200, 40, 40], [230, 200, 40], [0, 160, 0], [100, 160, 230], [0, 0, 255]], np.uint8)
+    families = [metrics.HUE_FAMILIES[index] for index in metrics.hue_family(skcolor.rgb2lab(rgb))]
+    assert families == ["red", "orange/yellow", "green", "blue", "purple"]
+
+
+def test_hue_family_recall_is_total_for_the_truth_and_nil_for_grey(flower_lab, china):
+    for truth in (flower_lab, skcolor.rgb2lab(china)):
+        counts = metrics.hue_family_recall(truth, truth)
+        assert counts.truth.sum() == metrics.saturated_mask(truth).sum() > 0
+        assert counts.recall() == 100.0 and counts.grey_share() == 0.0
+        grey = truth.copy()
+        grey[..., 1:] = 0
+        counts = metrics.hue_family_recall(grey, truth)
+        assert counts.recall() == 0.0 and counts.grey_share() == 100.0
+    per_family = metrics.hue_family_recall(flower_lab, flower_lab).recall_per_family()
+    assert per_family == {"red": 100.0, "orange/yellow": 100.0, "green": 100.0, "blue": 100.0, "purple": None}
+
+
+def test_a_hue_turned_half_way_round_is_never_in_its_family_and_a_slight_turn_mostly_is(flower_lab):
+    # The widest family spans 100 degrees, so 180 degrees off always leaves it; chroma is unchanged.
+    opposite = metrics.hue_family_recall(with_hue_rotated(flower_lab, 180), flower_lab)
+    assert opposite.recall() == 0.0 and opposite.grey_share() == 0.0
+    slight = metrics.hue_family_recall(with_hue_rotated(flower_lab, 3), flower_lab)
+    assert 90.0 < slight.recall() < 100.0
+
+
+def test_desaturated_output_counts_as_left_grey_exactly_below_output_chroma_10(flower_lab):
+    faded = flower_lab.copy()
+    faded[..., 1:] *= 0.3
+    counts = metrics.hue_family_recall(faded, flower_lab)
+    truth_chroma = np.hypot(flower_lab[..., 1], flower_lab[..., 2])
+    saturated = truth_chroma[truth_chroma >= 20]
+    assert counts.grey_share() == pytest.approx(100.0 * np.mean(saturated * 0.3 < 10), abs=1e-9)
+    # Fading keeps the hue: whatever is not left grey keeps its family.
+    assert counts.recall() + counts.grey_share() == pytest.approx(100.0)
+    assert 0 < counts.grey_share() < 100
+
+
+def test_hue_family_counts_pool_pixels_not_image_means(flower_lab, china):
+    china_lab = skcolor.rgb2lab(china)
+    height = min(flower_lab.shape[0], china_lab.shape[0])
+    truths = [flower_lab[:height], china_lab[:height]]
+    outputs = [with_hue_rotated(truth, 40) for truth in truths]
+    per_image = [metrics.hue_family_recall(output, truth) for output, truth in zip(outputs, truths)]
+    pooled = per_image[0] + per_image[1]
+    side_by_side = metrics.hue_family_recall(np.concatenate(outputs, axis=1), np.concatenate(truths, axis=1))
+    for name in ("truth", "matched", "grey"):
+        np.testing.assert_array_equal(getattr(pooled, name), getattr(side_by_side, name))
+    assert pooled.recall() == pytest.approx(side_by_side.recall())
+    assert pooled.recall() != pytest.approx(np.mean([counts.recall() for counts in per_image]))
+    assert metrics.HueFamilyCounts().recall() is None and metrics.HueFamilyCounts().grey_share() is None
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.hue_family_recall(outputs[0][:10], truths[0])

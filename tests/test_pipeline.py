@@ -103,11 +103,12 @@ def test_strips_join_seamlessly(default_model, monkeypatch):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (31, 33), (64, 96), (100, 7)])
-def test_predict_ab_pads_and_crops_back(default_model, seed_model, shape):
+def test_predict_pads_and_crops_back(default_model, seed_model, shape):
     L = np.random.default_rng(0).uniform(0, 100, shape).astype(np.float32)
     for session in (default_model, seed_model):
-        ab = session.predict_ab(L)
+        ab, confidence = session.predict(L)
         assert ab.shape == (2,) + shape and ab.dtype == np.float32 and np.isfinite(ab).all()
+        assert confidence is None or (confidence.shape == shape and confidence.dtype == np.float32)
 
 
 def test_model_without_hint_input_refuses_hints(seed_model):

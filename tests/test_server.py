@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
+import socket
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -78,14 +83,18 @@ def one_bit_png(width: int, height: int) -> bytes:
 
 def multipart_body(boundary: str, filename: str, content: bytes) -> bytes:
     return (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(workers=2, queue_size=4)) as test_client:
+    with TestClient(create_app(workers=2, queue_size=4), base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -190,8 +199,11 @@ def test_openapi_document_and_offline_pages(client):
         ({"model": "no-such-model"}, "unknown_model", ["no-such-model"]),
         ({"model": "/etc/passwd"}, "unknown_model", ["/etc/passwd"]),
         ({"hints": "not json"}, "bad_request", ["hints"]),
-        ({"hints": '[{"x": 10, "y": 10, "color": "#ff0000"}, {"x": 5000, "y": 10, "color": "#ff0000"}]'},
-         "invalid_hints", ["hint 2", "outside"]),
+        (
+            {"hints": '[{"x": 10, "y": 10, "color": "#ff0000"}, {"x": 5000, "y": 10, "color": "#ff0000"}]'},
+            "invalid_hints",
+            ["hint 2", "outside"],
+        ),
         ({"hints": '[{"x": 10, "y": 10, "color": "reddish"}]'}, "invalid_hints", ["colour"]),
         ({"hints": json.dumps([{"x": 1, "y": 1, "color": "#ffffff"}] * 300)}, "invalid_hints", ["300"]),
     ],
@@ -218,7 +230,7 @@ def test_a_file_that_is_not_an_image_gets_415(client, name, content, words):
 
 def test_an_upload_over_the_byte_limit_gets_413():
     upload = grey_photo(data.astronaut(), "BMP")  # 263 kB
-    with TestClient(create_app(max_upload_bytes=200_000)) as small:
+    with TestClient(create_app(max_upload_bytes=200_000), base_url="http://localhost") as small:
         assert_error(post_image(small, upload, "astronaut.bmp"), 413, "payload_too_large", "astronaut.bmp")
 
 
@@ -227,7 +239,7 @@ def test_a_streamed_upload_is_cut_off_at_the_limit_without_a_length():
     upload = grey_photo(data.astronaut(), "BMP", size=(1400, 1400))  # 2 MB: over limit + form allowance
     body = multipart_body("colorit-boundary", "big.bmp", upload)
     chunks = (body[start : start + 65536] for start in range(0, len(body), 65536))
-    with TestClient(create_app(max_upload_bytes=100_000)) as small:
+    with TestClient(create_app(max_upload_bytes=100_000), base_url="http://localhost") as small:
         response = small.post(
             "/api/colorize", content=chunks, headers={"content-type": "multipart/form-data; boundary=colorit-boundary"}
         )
@@ -242,7 +254,7 @@ def test_a_pixel_bomb_gets_413_before_decoding(client):
 
 
 def test_the_pixel_limit_is_configurable(grey_png):
-    with TestClient(create_app(max_pixels=100_000)) as strict:
+    with TestClient(create_app(max_pixels=100_000), base_url="http://localhost") as strict:
         assert_error(post_image(strict, grey_png, "astronaut.png"), 413, "payload_too_large", "262144")
 
 
@@ -271,7 +283,10 @@ def test_a_full_pool_answers_503_at_once_while_health_stays_up(monkeypatch, grey
         return real_colorize_upload(*args)
 
     monkeypatch.setattr(server_app, "colorize_upload", held_colorize_upload)
-    with TestClient(create_app(workers=1, queue_size=0)) as busy_client, ThreadPoolExecutor(1) as other_thread:
+    with (
+        TestClient(create_app(workers=1, queue_size=0), base_url="http://localhost") as busy_client,
+        ThreadPoolExecutor(1) as other_thread,
+    ):
         try:
             first = other_thread.submit(post_image, busy_client, grey_png)
             assert inside.wait(timeout=120)
@@ -328,3 +343,204 @@ def test_serve_refuses_bad_settings_before_starting(capsys):
     assert "no-such-model" in capsys.readouterr().err
     with pytest.raises(ModelNotFound):
         create_app(model="no-such-model")
+
+
+# ------------------------------------------------------------------ hardening (issue 12), real server
+
+
+def wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # polling: what it waits on offers no event
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_server(app):
+    """The app under uvicorn on a free local port, in a thread; yields its base URL. log_config=None
+    leaves logging as pytest set it up, so that caplog sees uvicorn's records."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive(), "the server to start")  # uvicorn has no event for it
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def raw_request_head(port: int, length: int, boundary: str = "slowbody") -> bytes:
+    return (
+        f"POST /api/colorize HTTP/1.1\r\nHost: localhost:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_slow_uploads_do_not_lock_others_out(grey_png):
+    """Nine clients trickling one byte a second took every slot; now they take no colorize slot and
+    are cut off with 408, while others are served."""
+    timeouts = server_app.UploadTimeouts(idle_s=5, total_s=4)
+    app = create_app(workers=1, queue_size=8, allowed_hosts=["127.0.0.1", "localhost"], upload_timeouts=timeouts)
+    with running_server(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        body = multipart_body("slowbody", "slow.png", grey_png)
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(9)]
+        stop = threading.Event()
+
+        def trickle() -> None:
+            for position in range(len(body)):
+                for connection in slow:
+                    with contextlib.suppress(OSError):
+                        connection.sendall(body[position : position + 1])
+                if stop.wait(1.0):
+                    return
+
+        for connection in slow:
+            connection.sendall(raw_request_head(port, len(body)))
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        try:
+            wait_for(lambda: all(c.fileno() != -1 for c in slow), "the slow clients")
+            served = httpx.post(
+                url + "/api/colorize", files={"file": ("photo.png", grey_png)}, data={"render_size": "64"}, timeout=120
+            )
+            answers = []
+            for connection in slow:
+                connection.settimeout(60)
+                answers.append(connection.recv(200).split(b"\r\n", 1)[0])
+        finally:
+            stop.set()
+            trickler.join()
+            for connection in slow:
+                connection.close()
+    assert served.status_code == 200, served.text
+    assert answers == [b"HTTP/1.1 408 Request Timeout"] * 9
+
+
+def test_a_client_that_hangs_up_drops_its_job_without_a_traceback(monkeypatch, caplog, grey_png):
+    caplog.set_level(logging.INFO)
+    inside, release = threading.Event(), threading.Event()
+    calls = []
+    real_colorize_upload = server_app.colorize_upload
+
+    def held_colorize_upload(*args):
+        calls.append(args[0].filename)
+        inside.set()
+        release.wait(timeout=120)  # only so that a broken test cannot hang the suite
+        return real_colorize_upload(*args)
+
+    monkeypatch.setattr(server_app, "colorize_upload", held_colorize_upload)
+    app = create_app(workers=1, queue_size=4, allowed_hosts=["127.0.0.1", "localhost"])
+    with running_server(app) as url, ThreadPoolExecutor(1) as other_thread:
+        port = int(url.rsplit(":", 1)[1])
+        try:
+            first = other_thread.submit(
+                httpx.post,
+                url + "/api/colorize",
+                files={"file": ("first.png", grey_png)},
+                data={"render_size": "64"},
+                timeout=120,
+            )
+            assert inside.wait(timeout=120)
+            leaving = []
+            for name in ("second.png", "third.png"):
+                body = multipart_body("gone", name, grey_png)
+                connection = socket.create_connection(("127.0.0.1", port))
+                connection.sendall(raw_request_head(port, len(body), "gone") + body)
+                leaving.append(connection)
+            wait_for(lambda: httpx.get(url + "/healthz").json()["busy"] == 3, "both to queue")
+            # one hangs up in the middle of its upload
+            half_sent = socket.create_connection(("127.0.0.1", port))
+            half_sent.sendall(raw_request_head(port, 10_000, "gone") + b"--gone\r\n")
+            for connection in [*leaving, half_sent]:
+                connection.close()
+            wait_for(lambda: httpx.get(url + "/healthz").json()["busy"] == 1, "the queued jobs to be dropped")
+        finally:
+            release.set()
+        assert first.result(timeout=120).status_code == 200
+    assert calls == ["first.png"]
+    # only the first was answered (uvicorn logs no answer to a closed connection), and nothing failed
+    answered = [
+        record.args[4]
+        for record in caplog.records
+        if record.name == "uvicorn.access" and record.args[2] == "/api/colorize"
+    ]
+    assert answered == [200]
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+
+
+def test_a_huge_form_field_is_refused_before_it_is_parsed(client, grey_png):
+    hints = json.dumps([{"x": 1, "y": 1, "color": "#c03020"}] * 700_000)  # ~20 MB of JSON
+    response = post_image(client, grey_png, hints=hints)
+    assert_error(response, 413, "payload_too_large", "hints")
+    assert_error(post_image(client, grey_png, model="m" * 5000), 413, "payload_too_large", "model")
+    many_parts = {f"field{i}": "1" for i in range(server_app.MAX_FORM_PARTS)}
+    assert_error(post_image(client, grey_png, **many_parts), 400, "bad_request", "parts")
+    assert client.get("/healthz").json()["busy"] == 0
+
+
+def test_every_answer_carries_security_headers(client, grey_png):
+    for response in (
+        client.get("/"),
+        client.get("/api/models"),
+        post_image(client, b"not an image"),
+        client.get("/healthz", headers={"Host": "evil.example"}),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_only_allowed_host_names_are_answered():
+    """A web page that rebinds its own name to 127.0.0.1 sends its own name as Host: refused."""
+    with TestClient(create_app(), base_url="http://localhost:8000") as local:
+        assert local.get("/healthz").status_code == 200
+        assert local.get("/healthz", headers={"Host": "rebind.attacker.example"}).status_code == 400
+        assert local.get("/healthz", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    with TestClient(create_app(allowed_hosts=["photos.lan"]), base_url="http://photos.lan") as named:
+        assert named.get("/healthz").status_code == 200
+        assert named.get("/healthz", headers={"Host": "localhost"}).status_code == 400
+
+
+def png_with_big_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000  # ImageDescription: more than a JPEG's EXIF segment holds
+    buffer = io.BytesIO()
+    Image.fromarray(data.camera()).resize((96, 96)).save(buffer, "PNG", exif=exif)
+    return buffer.getvalue()
+
+
+def test_what_broke_the_server_is_now_an_image_or_a_4xx(client, grey_png):
+    """Issue 12: EXIF over 64 kB written as JPEG and a hint radius of 1e200 gave 500."""
+    written = post_image(client, png_with_big_exif(), "big-exif.png", format="jpg", render_size="64")
+    assert written.status_code == 200 and decode(written.content).format == "JPEG"
+    huge_radius = json.dumps([{"x": 10, "y": 10, "color": "#2050c0", "radius": 1e200}])
+    assert post_image(client, grey_png, hints=huge_radius, render_size="64").status_code == 200
+    assert_error(post_image(client, grey_png, hints="[" * 300_000), 413, "payload_too_large", "hints")
+    assert_error(post_image(client, grey_png, hints="[" * 10_000), 400, "bad_request", "hints")
+    assert_error(post_image(client, grey_png, saturation="1e30"), 400, "bad_request", "saturation")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+    assert_error(post_image(client, eps, "drawing.eps"), 415, "unsupported_media_type", "drawing.eps")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "hosts"),
+    [
+        ([], ["localhost", "127.0.0.1"]),
+        (["--host", "0.0.0.0"], ["localhost", "127.0.0.1"]),
+        (["--host", "192.168.1.20"], ["localhost", "127.0.0.1", "192.168.1.20"]),
+        (["--host", "0.0.0.0", "--allowed-host", "photos.lan", "--allowed-host", "*"], ["photos.lan", "*"]),
+    ],
+)
+def test_serve_answers_local_names_and_its_own_address_unless_told(arguments, hosts):
+    from colorit.cli import build_parser
+    from colorit.cli.serve import allowed_hosts
+
+    assert allowed_hosts(build_parser().parse_args(["serve", *arguments])) == hosts

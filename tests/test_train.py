@@ -19,10 +19,16 @@ from skimage import data as skdata  # noqa: E402
 
 from colorit.train import data as train_data  # noqa: E402
 from colorit.train.export import NormalisedOutput, export, load_network  # noqa: E402
-from colorit.train.losses import ab_bins, classification_loss, rebalance_weights, regression_loss  # noqa: E402
+from colorit.train.losses import (  # noqa: E402
+    ab_bins,
+    classification_loss,
+    hint_neighbourhood,
+    rebalance_weights,
+    regression_loss,
+)
 from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
 from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
-from colorit.train.train import Objective, TrainConfig, train  # noqa: E402
+from colorit.train.train import Objective, TrainConfig, selection_score, train  # noqa: E402
 
 PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea, "rocket": skdata.rocket}
 
@@ -170,8 +176,11 @@ def test_export_matches_pytorch_and_takes_any_size(photo_folder, tmp_path):
     x[:, 1:] = 0
     net, _ = load_network(checkpoint, temperature=0.5)
     with torch.no_grad():
-        expected = NormalisedOutput(net).eval()(torch.from_numpy(x)).numpy()
-    assert np.abs(session.run(["ab"], {"input": x})[0] - expected).max() <= 1e-4
+        expected_ab, expected_confidence = (out.numpy() for out in NormalisedOutput(net).eval()(torch.from_numpy(x)))
+    ab, confidence = session.run(["ab", "confidence"], {"input": x})
+    assert np.abs(ab - expected_ab).max() <= 1e-4
+    assert np.abs(confidence - expected_confidence).max() <= 1e-4
+    assert confidence.shape == (1, 1, 96, 160) and 0 <= confidence.min() and confidence.max() <= 1
 
 
 def test_distributed_training_smoke(photo_folder, tmp_path):
@@ -187,3 +196,64 @@ def test_distributed_training_smoke(photo_folder, tmp_path):
     assert "resumed from" in second.stdout
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["world_size"] == 2 and state["step"] == 4 and len(state["sampler_rng"]) == 2
+
+
+def encoder_state(net: ColorUNet) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in net.state_dict().items() if k.startswith(("blocks.", "stem_bn."))}
+
+
+@pytest.mark.parametrize(("encoder", "bn_stats"), [("frozen", "frozen"), ("finetune", "updated")])
+def test_encoder_and_its_statistics_stay_frozen_only_when_asked(photo_folder, tmp_path, encoder, bn_stats):
+    config = tiny_config(photo_folder, tmp_path, "default", steps=2)
+    config.encoder, config.bn_stats = encoder, bn_stats
+    before = encoder_state(ColorUNet(ab_bins(), load_pretrained_lite0()))
+    train(config)
+    after, _ = load_network(tmp_path / "last.pt")
+    changed = {k for k, v in encoder_state(after).items() if not torch.equal(v.float(), before[k].float())}
+    if encoder == "frozen":
+        assert changed == set()  # weights and BatchNorm running statistics alike
+    else:
+        assert any(k.endswith("running_mean") for k in changed) and any(k.endswith(".weight") for k in changed)
+
+
+def test_cutouts_are_pasted_with_their_alpha():
+    cutout = torch.zeros(4, 40, 40, dtype=torch.uint8)
+    cutout[0, 10:30, 10:30] = 255  # a red square on transparency
+    cutout[3, 10:30, 10:30] = 255
+    compositor = train_data.CutoutCompositor([cutout], torch.device("cpu"), probability=1.0, scale=(0.5, 0.5))
+    background = torch.full((3, 3, 64, 64), 0.5)
+    out = compositor(background, torch.Generator().manual_seed(0))
+    red = (out[:, 0] > 0.9) & (out[:, 1] < 0.1)
+    untouched = (out - 0.5).abs().amax(1) < 1e-6
+    for i in range(3):
+        # the square spans half the crop's side x its half of the cut-out: about 16 x 16 px
+        assert 150 < red[i].sum() < 400
+        assert (red[i] | untouched[i]).float().mean() > 0.97  # only blends at the square's edge
+
+
+def test_hint_neighbourhood_covers_hints_and_their_surroundings():
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[0, 0, 30:32, 30:32] = 1
+    near = hint_neighbourhood(mask, (16, 16), reach=2)
+    assert near.shape == (1, 16, 16)
+    assert near[0, 7, 7] == 1 and near[0, 5, 5] == 1 and near[0, 7, 11] == 0
+    assert near.sum() == 25
+
+
+def test_confidence_is_high_for_one_colour_and_zero_for_all():
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.zero_()
+        _, uniform = net.predict(torch.zeros(1, 4, 64, 64))
+        net.classifier.bias[17] = 50.0
+        _, peaked = net.predict(torch.zeros(1, 4, 64, 64))
+    assert uniform.abs().max() < 1e-5
+    assert peaked.min() > 0.99
+
+
+def test_checkpoint_selection_rule_prefers_photo_validation():
+    assert selection_score({"step": 9, "val_loss": 1.0, "photo_auc": 80.0, "photo_saturated_auc": 70.0}) == 150.0
+    assert selection_score({"step": 9, "val_loss": 2.0}) > selection_score({"step": 9, "val_loss": 3.0})
+    assert selection_score({"step": 9}) > selection_score({"step": 3})
+

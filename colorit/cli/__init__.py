@@ -7,6 +7,11 @@ import importlib
 import math
 import os
 import sys
+import warnings
+from typing import NoReturn
+
+from colorit.errors import ColoritWarning
+from colorit.limits import MAX_RENDER_SIZE, MAX_SATURATION, WORKERS_PER_CPU
 
 # verb -> module; each module defines add_parser(subparsers) and run(args) -> exit status.
 VERBS = {
@@ -23,12 +28,13 @@ VERBS = {
 class _Parser(argparse.ArgumentParser):
     """argparse exits with status 2 on usage errors; keep that, but print one line, not the usage block."""
 
-    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+    def error(self, message: str) -> NoReturn:  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def number_parser(kind: type, minimum: float, *, above: bool = False):
-    """An argparse type: a finite number of `kind` at least (or, with above, greater than) minimum."""
+def number_parser(kind: type, minimum: float, *, above: bool = False, maximum: float | None = None):
+    """An argparse type: a finite number of `kind` at least (or, with above, greater than) minimum,
+    and at most maximum when one is given."""
     expected = "a whole number" if kind is int else "a number"
 
     def parse(text: str):
@@ -39,6 +45,8 @@ def number_parser(kind: type, minimum: float, *, above: bool = False):
         if not math.isfinite(value) or value < minimum or (above and value == minimum):
             bound = f"{'>' if above else '>='} {minimum}"
             raise argparse.ArgumentTypeError(f"must be {'finite and ' if kind is float else ''}{bound}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:g}, got {text}")
         return value
 
     return parse
@@ -48,6 +56,36 @@ positive_int = number_parser(int, 1)
 non_negative_int = number_parser(int, 0)
 positive_float = number_parser(float, 0, above=True)
 non_negative_float = number_parser(float, 0)
+render_size = number_parser(int, 1, maximum=MAX_RENDER_SIZE)
+saturation = number_parser(float, 0, maximum=MAX_SATURATION)
+port = number_parser(int, 0, maximum=65535)
+
+
+def bounded_workers(requested: int, verb: str) -> int:
+    """requested, or WORKERS_PER_CPU per CPU when it asks for more (saying so on one line)."""
+    from colorit.io import cpu_count
+
+    limit = WORKERS_PER_CPU * cpu_count()
+    if requested <= limit:
+        return requested
+    print(
+        f"colorit {verb}: --workers {requested} is more than {WORKERS_PER_CPU} per CPU; using {limit}", file=sys.stderr
+    )
+    return limit
+
+
+_python_formatwarning = warnings.formatwarning
+
+
+def _formatwarning(message, category, filename, lineno, line=None) -> str:
+    if issubclass(category, ColoritWarning):
+        return f"colorit: {message}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
+
+
+def one_line_warnings() -> None:
+    """Print ColoritWarnings as one 'colorit: ...' line, without Python's file and source line."""
+    warnings.formatwarning = _formatwarning
 
 
 def training_module(verb: str, module_name: str):
@@ -63,13 +101,14 @@ def training_module(verb: str, module_name: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="colorit", description="Colorize black-and-white photographs and artworks.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    for verb, module_name in VERBS.items():
+    for module_name in VERBS.values():
         importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    one_line_warnings()
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -7,10 +7,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from colorit.cli import non_negative_float, positive_int
+from colorit.cli import bounded_workers, number_parser, positive_int, render_size, saturation
+from colorit.confidence import MAX_STRENGTH
+
+if TYPE_CHECKING:
+    from colorit.batch import Settings
 
 OUTPUT_FORMATS = ("png", "jpg", "jpeg", "webp", "tif", "tiff")
+unsure_grey = number_parser(float, 0, maximum=MAX_STRENGTH)
 
 
 def add_parser(subparsers) -> None:
@@ -23,13 +29,41 @@ def add_parser(subparsers) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results (created if needed)")
     p.add_argument("--model", default="default", help="bundled model name or path to an .onnx file (default: default)")
-    p.add_argument("--render-size", type=positive_int, metavar="N", help="longer side of the network's working image (default: from the model card)")
-    p.add_argument("--saturation", type=non_negative_float, default=1.0, metavar="F", help="scale the colours' chroma (default 1.0; 0 = grey)")
+    p.add_argument("--render-size", type=render_size, metavar="N", help="longer side of the network's working image (default: from the model card)")
+    p.add_argument("--saturation", type=saturation, default=1.0, metavar="F", help="scale the colours' chroma (default 1.0; 0 = grey)")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's own; PNG for other formats)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N", help="parallel processes (default 1)")
     p.add_argument("--hints", metavar="FILE.json", help="colour hints for a single input image (JSON list of {x, y, color})")
     p.add_argument("--max-pixels", type=positive_int, metavar="N", help="refuse larger images before decoding (default 200000000)")
+    p.add_argument(
+        "--reference",
+        metavar="PATH",
+        help="a colour photo whose colours carry over to matching things, or a folder of them "
+        "(the best matches are chosen for each input)",
+    )
+    p.add_argument(
+        "--reference-report", metavar="FILE.json", help="write which reference photos each input was colorized with"
+    )
+    p.add_argument("--verbose", action="store_true", help="name the reference photos chosen for each input")
+    p.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write the model's confidence beside each output, as NAME.confidence.png "
+        "(grey: white = sure, dark = unsure, a place for a hint)",
+    )
+    p.add_argument(
+        "--unsure-grey",
+        type=unsure_grey,
+        metavar="S",
+        help="lean colours towards grey where the model is unsure: chroma x confidence^S "
+        f"(0..{MAX_STRENGTH:g}; default: the model card's, 0 = off)",
+    )
+    p.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="run on a Ray cluster (needs colorit[ray]): join the one at ADDRESS, or without it start a local one; "
+        "PATH and OUTDIR may then also be object-store URIs (s3://bucket/folder, gs://...)",
+    )
     p.set_defaults(run=run)
 
 
@@ -38,31 +72,18 @@ class UsageError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
-    """What every image is colorized with (pickled along with each job for the worker processes)."""
-
-    model: str
-    threads: int | None
-    render_size: int | None
-    saturation: float
-    max_pixels: int | None
-    overwrite: bool
-    hints: str | None
-    hints_source: str
-
-
-@dataclass(frozen=True)
 class Job:
     source: Path
     target: Path
 
 
-def _images_in(folder: Path, suffixes, outdir: Path) -> list[Path]:
+def _images_in(folder: Path, suffixes, outdir: Path, unreadable: list[OSError]) -> list[Path]:
     """Image files below folder, sorted; hidden files and folders and the output folder left out
-    (so that `-o photos/colorized` does not colorize its own results on the next run)."""
+    (so that `-o photos/colorized` does not colorize its own results on the next run). Folders that
+    cannot be listed are added to unreadable."""
     found = []
     outdir = outdir.resolve()
-    for directory, subdirectories, files in os.walk(folder):
+    for directory, subdirectories, files in os.walk(folder, onerror=unreadable.append):
         subdirectories[:] = sorted(
             d for d in subdirectories if not d.startswith(".") and Path(directory, d).resolve() != outdir
         )
@@ -71,17 +92,14 @@ def _images_in(folder: Path, suffixes, outdir: Path) -> list[Path]:
 
 
 def _target(outdir: Path, relative: Path, fmt: str | None) -> Path:
-    from colorit.io import EXTENSIONS, FORMATS
+    from colorit.batch import output_name
 
-    if fmt:
-        return outdir / relative.with_suffix(EXTENSIONS[FORMATS[fmt]])
-    if relative.suffix.lower().lstrip(".") in FORMATS:
-        return outdir / relative
-    return outdir / relative.with_suffix(".png")
+    return outdir / output_name(relative, fmt)
 
 
 def _plan(args, report) -> tuple[list[Job], int]:
     """Jobs for every input image; reports inputs that cannot be done. Returns (jobs, failures)."""
+    from colorit.batch import confidence_target
     from colorit.io import IMAGE_SUFFIXES
 
     outdir = Path(args.output)
@@ -90,8 +108,12 @@ def _plan(args, report) -> tuple[list[Job], int]:
     for text in args.paths:
         path = Path(text)
         if path.is_dir():
-            images = _images_in(path, IMAGE_SUFFIXES, outdir)
-            if not images:
+            unreadable: list[OSError] = []
+            images = _images_in(path, IMAGE_SUFFIXES, outdir, unreadable)
+            for error in unreadable:
+                report(f"colorit: {error.filename}: cannot read folder ({error.strerror or error})")
+            failures += len(unreadable)
+            if not images and not unreadable:
                 raise UsageError(f"{path}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
             jobs += [Job(image, _target(outdir, image.relative_to(path), args.format)) for image in images]
         elif path.exists():
@@ -103,13 +125,19 @@ def _plan(args, report) -> tuple[list[Job], int]:
     claimed: dict[Path, Path] = {}
     kept = []
     for job in jobs:
-        target = job.target.resolve()
-        if target in sources:
-            report(f"colorit: {job.source}: output {job.target} would replace an input; choose another -o")
-        elif target in claimed:
-            report(f"colorit: {job.source}: output {job.target} is also the output of {claimed[target]}; use --format or colorize them separately")
+        outputs = [job.target, *([confidence_target(job.target)] if args.confidence else [])]
+        targets = [output.resolve() for output in outputs]
+        replacing = next((output for output, target in zip(outputs, targets) if target in sources), None)
+        clash = next((output for output, target in zip(outputs, targets) if target in claimed), None)
+        if replacing:
+            report(f"colorit: {job.source}: output {replacing} would replace an input; choose another -o")
+        elif clash:
+            report(
+                f"colorit: {job.source}: output {clash} is also the output of {claimed[clash.resolve()]}; "
+                "use --format or colorize them separately"
+            )
         else:
-            claimed[target] = job.source
+            claimed.update(dict.fromkeys(targets, job.source))
             kept.append(job)
     return kept, failures + len(jobs) - len(kept)
 
@@ -137,37 +165,14 @@ def _read_hints(args) -> str | None:
 
 
 def _colorize_file(job: Job, settings: Settings) -> str | None:
-    """Colorize one file; returns None, or the one-line failure message."""
-    from colorit.api import colorize_picture
-    from colorit.errors import ColoritError
-    from colorit.io import DEFAULT_MAX_PIXELS, read_image, write_image
-    from colorit.session import load_model
+    """Colorize one local file; returns None, or the one-line failure message."""
+    from functools import partial
 
-    try:
-        session = load_model(settings.model, threads=settings.threads)
-        picture = read_image(job.source, max_pixels=settings.max_pixels or DEFAULT_MAX_PIXELS)
-        result = colorize_picture(
-            picture,
-            session,
-            render_size=settings.render_size,
-            saturation=settings.saturation,
-            hints=settings.hints,
-            hints_source=settings.hints_source,
-        )
-        write_image(job.target, result, overwrite=settings.overwrite, protected=[job.source], threads=session.threads)
-    except ColoritError as exc:
-        return f"colorit: {job.source}: {_without_prefix(str(exc), job.source)}"
-    except MemoryError:
-        return f"colorit: {job.source}: out of memory"
-    except Exception as exc:  # a bug must not stop the rest of the batch
-        return f"colorit: {job.source}: unexpected error: {type(exc).__name__}: {exc}"
-    return None
+    from colorit.batch import colorize_file
+    from colorit.io import write_bytes_atomic
 
-
-def _without_prefix(message: str, source: Path) -> str:
-    """Error messages start with the input's name; the failure line names it once."""
-    prefix = f"{source}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    write = partial(write_bytes_atomic, overwrite=settings.overwrite, protected=[job.source])
+    return colorize_file(job.source, str(job.source), job.target, settings, write)
 
 
 def _run_serial(jobs: list[Job], settings: Settings):
@@ -182,8 +187,10 @@ def _run_parallel(jobs: list[Job], settings: Settings, workers: int):
 
     # spawn, not fork: a forked copy of a process that runs threads (tqdm's monitor, ONNX Runtime
     # pools) can deadlock on a lock some thread held at the fork.
+    from colorit.cli.processes import start_worker
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=start_worker) as pool:
         futures = {pool.submit(_colorize_file, job, settings): job for job in jobs}
         try:
             for future in as_completed(futures):
@@ -199,13 +206,18 @@ def _run_parallel(jobs: list[Job], settings: Settings, workers: int):
 def run(args) -> int:
     from tqdm import tqdm
 
-    from colorit.errors import ModelNotFound
+    from colorit.errors import ColoritError, ModelNotFound
     from colorit.io import cpu_count
     from colorit.session import resolve_model_path
 
     def report(line: str) -> None:
         tqdm.write(line, file=sys.stderr)
 
+    if args.ray is not None and args.confidence:
+        print("colorit: --confidence: not available with --ray", file=sys.stderr)
+        return 2
+    if args.ray is not None:
+        return _run_on_ray(args, report)
     outdir = Path(args.output)
     try:
         resolve_model_path(args.model)
@@ -222,20 +234,101 @@ def run(args) -> int:
             skipped += 1
         else:
             todo.append(job)
-    workers = min(args.workers, max(1, len(todo)))
-    settings = Settings(
+    workers = min(bounded_workers(args.workers, "colorize"), max(1, len(todo)))
+    settings = _settings(args, hints, threads=max(1, cpu_count() // workers) if workers > 1 else None)
+    try:
+        _check_confidence(settings)
+        _check_reference(settings, report)
+    except (UsageError, ColoritError) as exc:
+        print(f"colorit: {exc}", file=sys.stderr)
+        return 2
+    results = _run_parallel(todo, settings, workers) if workers > 1 else _run_serial(todo, settings)
+    status = _show_results(results, len(todo), skipped, failures, outdir, report)
+    if settings.reference and (args.verbose or args.reference_report):
+        _name_references(todo, settings, args, report)
+    return status
+
+
+def _check_confidence(settings: Settings) -> None:
+    """--confidence and --unsure-grey need a model with a confidence output: say so before any input."""
+    from colorit.confidence import no_confidence_error
+    from colorit.session import load_model
+
+    needs_confidence = settings.confidence or settings.unsure_grey
+    if needs_confidence and not load_model(settings.model, threads=settings.threads).has_confidence:
+        raise no_confidence_error(settings.model)
+
+
+def _check_reference(settings: Settings, report) -> None:
+    """Describe the reference photo(s) before any input is done: a bad reference file stops the run
+    with one line (unreadable files of a reference folder are named and left out)."""
+    from colorit.io import DEFAULT_MAX_PIXELS
+    from colorit.reference import reference_pool
+    from colorit.session import load_model
+
+    if not settings.reference:
+        return
+    if not Path(settings.reference).exists():
+        raise UsageError(f"{settings.reference}: no such reference file or folder")
+    work_side = settings.render_size or load_model(settings.model, threads=settings.threads).default_render_size
+    _, problems = reference_pool(
+        settings.reference, work_side, settings.threads, settings.max_pixels or DEFAULT_MAX_PIXELS
+    )
+    for problem in problems:
+        report(f"colorit: {problem}")
+
+
+def _name_references(jobs: list[Job], settings: Settings, args, report) -> None:
+    """Name the reference photos each input was colorized with (the same choice again: it is
+    deterministic), in --verbose lines and the --reference-report file."""
+    import json
+
+    from colorit.batch import references_for
+    from colorit.errors import ColoritError
+    from colorit.io import DEFAULT_MAX_PIXELS, read_image, write_bytes_atomic
+    from colorit.session import load_model
+
+    session = load_model(settings.model, threads=settings.threads)
+    entries = []
+    for job in jobs:
+        try:
+            picture = read_image(job.source, max_pixels=settings.max_pixels or DEFAULT_MAX_PIXELS)
+        except ColoritError:
+            continue  # reported with the other failures
+        names = [reference.source for reference in references_for(picture.pixels, settings, session)]
+        if args.verbose:
+            report(f"colorit: {job.source}: reference {', '.join(names) or 'none (no colour in it)'}")
+        entries.append({"input": str(job.source), "output": str(job.target), "references": names})
+    if args.reference_report:
+        text = json.dumps({"reference": settings.reference, "inputs": entries}, indent=2) + "\n"
+        write_bytes_atomic(args.reference_report, text.encode("utf-8"), overwrite=True)
+
+
+def _settings(args, hints: str | None, threads: int | None) -> Settings:
+    """The options every image is colorized with, the same for every runner."""
+    from colorit.batch import Settings
+
+    return Settings(
         model=args.model,
-        threads=max(1, cpu_count() // workers) if workers > 1 else None,
+        threads=threads,
         render_size=args.render_size,
         saturation=args.saturation,
         max_pixels=args.max_pixels,
         overwrite=args.overwrite,
         hints=hints,
         hints_source=str(args.hints),
+        reference=args.reference,
+        unsure_grey=args.unsure_grey,
+        confidence=args.confidence,
     )
-    results = _run_parallel(todo, settings, workers) if workers > 1 else _run_serial(todo, settings)
+
+
+def _show_results(results, total: int, skipped: int, failures: int, outdir, report) -> int:
+    """Progress in images/s, one line per failure, the summary; the exit status."""
+    from tqdm import tqdm
+
     done = 0
-    with tqdm(total=len(todo), unit="image", file=sys.stderr, disable=len(todo) <= 1) as progress:
+    with tqdm(total=total, unit="image", file=sys.stderr, disable=total <= 1) as progress:
         for failure in results:
             if failure:
                 report(failure)
@@ -245,3 +338,31 @@ def run(args) -> int:
             progress.update()
     print(f"colorized {done}, skipped {skipped}, failed {failures} -> {outdir}")
     return 1 if failures else 0
+
+
+def _run_on_ray(args, report) -> int:
+    """--ray: the same jobs on a Ray cluster (colorit.cluster), SRC and OUTDIR local or in an object store."""
+    from colorit.errors import ColoritError
+    from colorit.session import resolve_model_path
+
+    try:
+        from colorit import cluster
+    except ImportError as exc:
+        print(f"colorit: --ray needs the ray extra (pip install 'colorit[ray]'): {exc}", file=sys.stderr)
+        return 2
+    try:
+        resolve_model_path(args.model)
+        hints = _read_hints(args)
+        settings = _settings(args, hints, threads=cluster.THREADS_PER_ACTOR)
+        _check_confidence(settings)
+        _check_reference(settings, report)
+        archive = cluster.plan(args.paths, args.output, args.format, args.overwrite, report)
+        results = cluster.colorize_on_ray(archive, settings, args.ray or None)
+    except (UsageError, ColoritError) as exc:
+        print(f"colorit: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _show_results(results, len(archive.todo), archive.skipped, archive.failures, args.output, report)
+    except cluster.ArchiveError as exc:  # the cluster itself failed midway; what was written stays
+        print(f"colorit: {exc}", file=sys.stderr)
+        return 1

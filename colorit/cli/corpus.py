@@ -1,4 +1,5 @@
-"""`colorit corpus build`: the training corpus from the allowed Debian packages."""
+"""`colorit corpus build`: the training corpus from the allowed packages; `colorit corpus sheet`: a
+contact sheet per package, to check by eye what each source yields."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ def _fraction(text: str) -> float:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     corpus = subparsers.add_parser("corpus", help="build the training corpus", description=__doc__)
-    verbs = corpus.add_subparsers(dest="corpus_verb", metavar="build", required=True)
+    verbs = corpus.add_subparsers(dest="corpus_verb", metavar="{build,sheet}", required=True)
     build = verbs.add_parser(
         "build",
         help="download, unpack, filter and split the corpus images",
-        description="Download the allowed Debian packages, extract their photos and artworks, filter out "
-        "icons, clip art and near-duplicates, and write DIR/train, DIR/val and DIR/manifest.csv.",
+        description="Download the allowed packages, extract their photos and artworks, filter out icons, clip "
+        "art and near-duplicates, and write DIR/train, DIR/val, DIR/photo-val (photo-validation packages, never "
+        "trained on), DIR/cutouts (photo objects on transparency) and DIR/manifest.csv.",
     )
     build.add_argument("--out", type=Path, required=True, metavar="DIR", help="corpus folder to create or complete")
     build.add_argument(
@@ -49,6 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     build.set_defaults(run=run)
+    sheet = verbs.add_parser(
+        "sheet",
+        help="one contact sheet per package of a built corpus",
+        description="Write OUT/PACKAGE.jpg for every package in CORPUS/manifest.csv: thumbnails of its images "
+        "labelled with their split, to check by eye what each source yields.",
+    )
+    sheet.add_argument("corpus", type=Path, metavar="CORPUS", help="a folder made by `colorit corpus build`")
+    sheet.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the sheets")
+    sheet.add_argument("--max-per-package", type=positive_int, default=96, help="thumbnails per sheet (default 96)")
+    sheet.set_defaults(run=run_sheet)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,4 +83,16 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(counts))
     if any(c.failure for c in counts) or not any(c.kept for c in counts):
         return 1
+    return 0
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    from colorit.train.corpus import contact_sheets
+
+    try:
+        written = contact_sheets(args.corpus, args.out, args.max_per_package)
+    except (ColoritError, OSError) as exc:
+        print(f"colorit corpus: {exc}", file=sys.stderr)
+        return 1
+    print(f"colorit corpus: {len(written)} contact sheets in {args.out}")
     return 0

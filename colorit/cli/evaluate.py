@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="measure models on a folder of colour images",
         description="Grey each colour image under DIR (recursively), colorize it with each model and compare "
-        "with the original: PSNR, SSIM, CIEDE2000, AuC and saturated AuC of the ab error, colourfulness; "
+        "with the original: PSNR, SSIM, CIEDE2000, AuC and saturated AuC of the ab error, colourfulness, "
+        "hue-family recall of the saturated pixels and the share of them left grey; "
         "one row per model plus the grey baseline.",
     )
     p.add_argument("--data", required=True, metavar="DIR", help="folder of colour images (recursive)")
@@ -28,9 +29,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--hints", type=hint_counts, metavar="N,N,...", help="also simulate N hints per image, e.g. 0,1,2,5,10,20,50")
+    p.add_argument(
+        "--no-hint-propagation",
+        dest="hint_propagation",
+        action="store_false",
+        help="with --hints: leave the hints to the network alone, without the bilateral propagation",
+    )
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the hint simulation (default: %(default)s)")
     p.add_argument(
-        "--update-cards", action="store_true", help="write the results into the cards of the evaluated bundled models"
+        "--reference",
+        metavar="self|DIR|FILE",
+        help="also colorize with a reference photo: 'self' (another crop of the ground truth: 60-90 %% of its "
+        "area, shifted, maybe mirrored and rescaled), a folder (the best matches among its images) or one image",
+    )
+    p.add_argument(
+        "--update-cards",
+        action="store_true",
+        help="write the results into the cards of the evaluated bundled models, as their validation "
+        "(--data .../val) or photo_validation (--data .../photo-val) table",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -48,13 +64,22 @@ def hint_counts(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from colorit.errors import ColoritError
-    from colorit.evaluate import HINT_CURVE_COLUMNS, evaluate_folder, format_table, update_model_cards, write_json
+    from colorit.evaluate import (
+        HINT_CURVE_COLUMNS,
+        card_keys_for,
+        evaluate_folder,
+        format_table,
+        update_model_cards,
+        write_json,
+    )
     from colorit.io import find_images
 
     if args.json and Path(args.json).is_dir():
         print(f"colorit evaluate: {args.json}: is a folder, not a file for --json", file=sys.stderr)
         return 2
     try:
+        if args.update_cards:
+            card_keys_for(args.data)  # refuse a folder the cards have no place for before the long run
         report = evaluate_folder(
             args.data,
             args.model,
@@ -64,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             hint_counts=args.hints,
             seed=args.seed,
             progress=not args.quiet,
+            hint_propagation=args.hint_propagation,
+            reference=args.reference,
         )
         images = report["images"]
         print(f"{images} image{'s' * (images != 1)} from {args.data}, at most {args.eval_size} px on the longer side")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
@@ -12,16 +13,29 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX with its model card",
-                       description="Writes OUT/NAME.onnx (opset 17, dynamic height/width) and OUT/NAME.json, "
-                                   "after checking ONNX Runtime against PyTorch on a real image.")
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX with its model card",
+        description="Writes OUT/NAME.onnx (opset 17, dynamic height/width) and OUT/NAME.json, "
+        "after checking ONNX Runtime against PyTorch on a real image.",
+    )
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--name", required=True, help="model name, e.g. default or seed-ae")
     p.add_argument("--out", type=Path, default=BUNDLED_DIR, help=f"folder (default: the bundled models, {BUNDLED_DIR})")
-    p.add_argument("--parity-image", type=Path, default=None,
-                   help="real photo for the PyTorch/ONNX check (default: the first bundled sample)")
+    p.add_argument(
+        "--parity-image",
+        type=Path,
+        default=None,
+        help="real photo for the PyTorch/ONNX check (default: the first bundled sample)",
+    )
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (default model)")
     p.add_argument("--render-size", type=int, default=384, help="working size recorded in the card")
+    p.add_argument(
+        "--unsure-grey-strength",
+        type=float,
+        default=None,
+        help="card parameter: ab is scaled by confidence ** this, towards grey where the model is unsure",
+    )
     p.set_defaults(run=run)
 
 
@@ -34,10 +48,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"colorit export: {args.checkpoint}: no such checkpoint", file=sys.stderr)
         return 2
     try:
-        card = exporting.export(args.checkpoint, args.name, args.out, parity_image, args.temperature, args.render_size)
+        card = exporting.export(
+            args.checkpoint,
+            args.name,
+            args.out,
+            parity_image,
+            args.temperature,
+            args.render_size,
+            args.unsure_grey_strength,
+        )
+    except pickle.UnpicklingError as exc:
+        # torch.load(weights_only=True) refuses anything but tensors and plain data: no code runs
+        reason = str(exc).splitlines()[0] if str(exc) else "not a checkpoint"
+        print(f"colorit export: {args.checkpoint}: not a weights-only training checkpoint ({reason})", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"colorit export: {exc}", file=sys.stderr)
         return 1
-    print(f"colorit export: wrote {args.out / (args.name + '.onnx')} ({card['parameters']:,} parameters, "
-          f"{card['gflops_256']} GFLOPs at 256 px, max |ONNX - PyTorch| = {card['onnx']['max_abs_diff_vs_pytorch']:.1e})")
+    print(
+        f"colorit export: wrote {args.out / (args.name + '.onnx')} ({card['parameters']:,} parameters, "
+        f"{card['gflops_256']} GFLOPs at 256 px, max |ONNX - PyTorch| = {card['onnx']['max_abs_diff_vs_pytorch']:.1e})"
+    )
     return 0

@@ -37,16 +37,18 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def _training_line(training: dict) -> str:
+def _training_line(training: object) -> str:
     """Data, amount and hardware of the training, in one line."""
     if not isinstance(training, dict) or "images_per_package" not in training:
         return f"training: {_summary(training)}"
     packages = training["images_per_package"]
     train_images = sum(counts.get("train", 0) for counts in packages.values())
     val_images = sum(counts.get("val", 0) for counts in packages.values())
-    return (f"training: {train_images} images from {len(packages)} Debian packages ({val_images} more held out), "
-            f"{training.get('steps')} steps of {training.get('batch_per_process')} crops at {training.get('crop')} px, "
-            f"{training.get('minutes')} min on {training.get('hardware')}")
+    return (
+        f"training: {train_images} images from {len(packages)} Debian packages ({val_images} more held out), "
+        f"{training.get('steps')} steps of {training.get('batch_per_process')} crops at {training.get('crop')} px, "
+        f"{training.get('minutes')} min on {training.get('hardware')}"
+    )
 
 
 def _indented(text: str) -> str:
@@ -54,7 +56,7 @@ def _indented(text: str) -> str:
 
 
 def run(args) -> int:
-    from colorit.evaluate import HINT_CURVE_COLUMNS, TABLE_COLUMNS, format_table
+    from colorit.evaluate import HINT_CURVE_COLUMNS, TABLE_COLUMNS
     from colorit.session import MODELS_DIR, bundled_models
 
     models = bundled_models()
@@ -85,11 +87,27 @@ def run(args) -> int:
         print(line)
         for text in (card.get("architecture", "-"), _training_line(card.get("training"))):
             print(textwrap.fill(text, width=width, initial_indent="    ", subsequent_indent="      "))
-        # The evaluate tables that `colorit evaluate --update-cards` wrote into the card.
-        for key, rows_key, title, columns in (("validation", "table", "validation", TABLE_COLUMNS),
-                                              ("hint_curve", "rows", "with simulated hints", HINT_CURVE_COLUMNS)):
-            result = card.get(key)
-            if isinstance(result, dict) and result.get(rows_key):
-                print(_indented(f"{title} on {result.get('data_name')} ({result.get('images')} images):"))
-                print(_indented(format_table(result[rows_key], columns)))
+        # CARD_KEYS gives each split's (table key, hint curve key).
+        for key_index, title, rows_key, columns in (
+            (0, "validation", "table", TABLE_COLUMNS),
+            (1, "with simulated hints", "rows", HINT_CURVE_COLUMNS),
+        ):
+            _print_side_by_side(card, key_index, title, rows_key, columns)
     return 0
+
+
+def _print_side_by_side(card: dict, key_index: int, title: str, rows_key: str, columns: tuple[str, ...]) -> None:
+    """One table of what `colorit evaluate --update-cards` wrote into the card for each split (val,
+    photo-val): a model's rows of the splits one under the other, with a split column."""
+    from colorit.evaluate import CARD_KEYS, format_table
+
+    stored = ((split, card.get(keys[key_index])) for split, keys in CARD_KEYS.items())
+    results = [(split, result) for split, result in stored if isinstance(result, dict) and result.get(rows_key)]
+    if not results:
+        return
+    rows = [{**row, "split": split} for split, result in results for row in result[rows_key]]
+    order = list(dict.fromkeys((row.get("model"), row.get("hints")) for row in rows))
+    rows.sort(key=lambda row: order.index((row.get("model"), row.get("hints"))))  # stable: splits keep their order
+    sources = ", ".join(f"{result.get('data_name')} ({result.get('images')} images)" for _, result in results)
+    print(_indented(f"{title} on {sources}:"))
+    print(_indented(format_table(rows, (columns[0], "split", *columns[1:]))))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from colorit.cli import non_negative_int, positive_float, positive_int
+from colorit.cli import bounded_workers, non_negative_int, number_parser, port, positive_int
 from colorit.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE, DEFAULT_WORKERS
+
+# Uploads are held in memory, up to workers + queue of them at once.
+MAX_UPLOAD_MB = 1024
+LOCAL_HOSTS = ["localhost", "127.0.0.1"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,13 +21,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--port", type=port, default=8000, help="port to listen on")
     p.add_argument("--model", default="default", help="bundled model name or .onnx path")
     p.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, help="colorizations at once")
     p.add_argument("--queue", type=non_negative_int, default=DEFAULT_QUEUE, help="requests that may wait for a worker")
-    p.add_argument("--max-upload-mb", type=positive_float, default=DEFAULT_MAX_UPLOAD_MB, help="upload size limit")
+    p.add_argument(
+        "--max-upload-mb",
+        type=number_parser(float, 0, above=True, maximum=MAX_UPLOAD_MB),
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help="upload size limit",
+    )
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="image size limit in pixels")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host header the server answers (repeatable; '*' for any); default: localhost, 127.0.0.1 and "
+        "--host unless it is a wildcard address. Refusing other names stops DNS rebinding from web pages",
+    )
     p.set_defaults(run=run)
+
+
+def allowed_hosts(args: argparse.Namespace) -> list[str]:
+    if args.allowed_host:
+        return args.allowed_host
+    wildcard = args.host in ("0.0.0.0", "::", "")
+    return LOCAL_HOSTS + ([] if wildcard or args.host in LOCAL_HOSTS else [args.host])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,17 +55,23 @@ def run(args: argparse.Namespace) -> int:
     from colorit.errors import ColoritError
     from colorit.server.app import create_app
 
+    hosts = allowed_hosts(args)
     try:
         app = create_app(
             model=args.model,
-            workers=args.workers,
+            workers=bounded_workers(args.workers, "serve"),
             queue_size=args.queue,
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=args.max_pixels,
+            allowed_hosts=hosts,
         )
     except ColoritError as error:
         print(f"colorit serve: {error}", file=sys.stderr)
         return 1
-    print(f"colorit serve: http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
+    print(
+        f"colorit serve: http://{args.host}:{args.port}/ (API docs at /docs; answers Host {', '.join(hosts)})",
+        file=sys.stderr,
+    )
+    # uvicorn reports a port it cannot bind on one line and exits with status 1.
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

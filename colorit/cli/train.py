@@ -27,6 +27,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes decoding images at start-up")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
+    recipe = p.add_argument_group("recipe (defaults: the one the ablation in the README chose)")
+    recipe.add_argument("--encoder", choices=["frozen", "partial", "finetune"], default="frozen",
+                        help="the ImageNet encoder's weights: kept, kept up to stride 16, or trained")
+    recipe.add_argument("--bn-stats", choices=["frozen", "updated"], default="frozen",
+                        help="the encoder's BatchNorm statistics: kept from ImageNet or updated")
+    recipe.add_argument("--encoder-lr-scale", type=float, default=0.3, help="learning-rate factor of trained encoder weights")
+    recipe.add_argument("--rebalance", type=float, default=0.5, help="class rebalancing mix: 0 full, 1 none")
+    recipe.add_argument("--regression-weight", type=float, default=0.0, help="weight of a smooth-L1 term on the mean colour")
+    recipe.add_argument("--hint-weight", type=float, default=4.0, help="extra loss weight at and around hints")
+    recipe.add_argument("--cutout-probability", type=float, default=0.5,
+                        help="share of crops with a photo cut-out (DATA/cutouts) pasted on")
+    recipe.add_argument("--min-scale", type=float, default=0.35, help="smallest crop, as a fraction of the shorter side")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(run=run)
 

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Json
 
+from colorit.confidence import MAX_STRENGTH as MAX_UNSURE_GREY
+from colorit.limits import MAX_HINTS, MAX_RENDER_SIZE, MAX_SATURATION
+
 OutputFormat = Literal["png", "jpg", "webp", "tiff"]
 
 
@@ -29,17 +32,36 @@ class ColorizeOptions(BaseModel):
 
     model: str | None = Field(default=None, description="bundled model name; default: the server's model")
     render_size: int | None = Field(
-        default=None, ge=32, le=2048, description="working size of the network, pixels on the long side"
+        default=None, ge=32, le=MAX_RENDER_SIZE, description="working size of the network, pixels on the long side"
     )
-    saturation: float = Field(default=1.0, ge=0.0, le=4.0, description="scales the predicted a and b")
+    saturation: float = Field(default=1.0, ge=0.0, le=MAX_SATURATION, description="scales the predicted a and b")
     format: OutputFormat | None = Field(default=None, description="output format; default: the upload's")
-    hints: Json[list[Hint]] | None = Field(default=None, description="JSON list of hints")
+    hints: Json[list[Hint]] | None = Field(default=None, description=f"JSON list of at most {MAX_HINTS} hints")
+    unsure_grey: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=MAX_UNSURE_GREY,
+        description="lean the colour towards grey where the model is unsure (chroma x confidence ** this); "
+        "default: the model card's unsure_grey_strength, 0 = off",
+    )
+    confidence: bool = Field(
+        default=False,
+        description="answer with the model's per-pixel confidence instead of the colorized image: a greyscale "
+        "PNG at full resolution, white where the model is sure, dark where it is unsure (a place for a hint); "
+        "format is then ignored. Only for models with a confidence output (400 otherwise)",
+    )
 
 
 class ColorizeForm(ColorizeOptions):
     """The whole multipart/form-data body of POST /api/colorize, as the OpenAPI document shows it."""
 
-    file: bytes = Field(description="the image (any format Pillow reads)", json_schema_extra={"format": "binary"})
+    file: bytes = Field(description="the image: PNG, JPEG, WebP, TIFF, BMP, GIF or PPM", json_schema_extra={"format": "binary"})
+    reference: list[bytes] | None = Field(
+        default=None,
+        description="optional colour photo(s) to take colours from (repeat the field for up to 4): the colours of "
+        "matching things carry over, the model's own colour stays where nothing matches, a hint wins where both "
+        "speak; they count towards the upload limit with the image",
+    )
 
 
 class ModelCard(BaseModel):

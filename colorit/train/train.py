@@ -19,12 +19,23 @@ from torch import nn
 from tqdm import tqdm
 
 from colorit.io import find_images
-from colorit.train.data import CropSampler, load_images, make_batch, rgb_to_lab, split_dirs
-from colorit.train.losses import ab_bins, classification_loss, rebalance_weights, regression_loss
+from colorit.train.data import CropSampler, CutoutCompositor, load_images, make_batch, rgb_to_lab, split_dirs
+from colorit.train.losses import (
+    ab_bins,
+    classification_loss,
+    expected_ab_loss,
+    hint_neighbourhood,
+    rebalance_weights,
+    regression_loss,
+)
 from colorit.train.model_default import ColorUNet, load_pretrained_lite0
 from colorit.train.model_seed_ae import SeedAutoencoder
 
 MODELS = ("default", "seed-ae")
+ENCODER_MODES = ("frozen", "partial", "finetune")
+BN_MODES = ("frozen", "updated")
+# "partial": the blocks up to stride 16's first stage keep their ImageNet weights; the rest learn.
+PARTIAL_FROZEN_BLOCKS = 8
 
 
 @dataclass
@@ -35,7 +46,16 @@ class TrainConfig:
     crop: int = 128
     batch: int = 16
     lr: float = 1e-3
-    encoder_lr_scale: float = 0.3  # the pretrained encoder moves slower than the new decoder
+    encoder_lr_scale: float = 0.3  # a fine-tuned encoder moves slower than the new decoder
+    # The recipe chosen by the ablation (README): the ImageNet encoder and its BatchNorm statistics
+    # frozen, so that what it knows about trees and sky survives a few hundred training photos.
+    encoder: str = "frozen"  # frozen | partial | finetune
+    bn_stats: str = "frozen"  # frozen | updated: the encoder's BatchNorm running statistics
+    rebalance: float = 0.5  # class rebalancing mix: 0 = full inverse prior, 1 = none
+    regression_weight: float = 0.0  # extra smooth-L1 term on the distribution's mean
+    hint_weight: float = 4.0  # extra loss weight at and around simulated hints
+    cutout_probability: float = 0.5  # share of crops that get a photo cut-out pasted on
+    min_scale: float = 0.35  # smallest crop side, as a fraction of the image's shorter side
     weight_decay: float = 1e-2
     warmup_steps: int = 100
     steps: int = 0  # 0: no step limit (then --minutes must be set)
@@ -60,22 +80,63 @@ def build_model(name: str) -> nn.Module:
 class Objective(nn.Module):
     """Network plus its loss in one forward, so DistributedDataParallel sees the whole step."""
 
-    def __init__(self, net: nn.Module, class_weight: torch.Tensor | None):
+    def __init__(self, net: nn.Module, class_weight: torch.Tensor | None, hint_weight: float = 0.0,
+                 regression_weight: float = 0.0):
         super().__init__()
         self.net = net
+        self.hint_weight, self.regression_weight = hint_weight, regression_weight
         if class_weight is not None:
             self.register_buffer("class_weight", class_weight)
 
     def forward(self, net_input, ab, weight):
-        if isinstance(self.net, ColorUNet):
-            return classification_loss(self.net.logits(net_input), ab, weight, self.net.ab_bins, self.class_weight)
-        return regression_loss(self.net(net_input), ab, weight)
+        if not isinstance(self.net, ColorUNet):
+            return regression_loss(self.net(net_input), ab, weight)
+        logits = self.net.logits(net_input)
+        pixel_weight = None
+        if self.hint_weight:  # hints work through the network only if missing them costs more
+            pixel_weight = 1 + self.hint_weight * hint_neighbourhood(net_input[:, 3:4], logits.shape[-2:])
+        loss = classification_loss(logits, ab, weight, self.net.ab_bins, self.class_weight, pixel_weight)
+        if self.regression_weight:
+            loss = loss + self.regression_weight * expected_ab_loss(logits, ab, self.net.ab_bins, weight)
+        return loss
 
 
-def _colour_prior(sampler: CropSampler, crop: int, bins: torch.Tensor) -> torch.Tensor:
+def _colour_prior(sampler: CropSampler, crop: int, bins: torch.Tensor, mix: float) -> torch.Tensor:
     """Class-rebalancing weights from the ab distribution of 256 random training crops."""
     ab = rgb_to_lab(sampler.sample(256, crop))[:, 1:, ::4, ::4]
-    return rebalance_weights(ab.permute(0, 2, 3, 1).reshape(-1, 2).cpu().float(), bins)
+    return rebalance_weights(ab.permute(0, 2, 3, 1).reshape(-1, 2).cpu().float(), bins, mix=mix)
+
+
+def frozen_parameter_names(net: nn.Module, encoder: str) -> set[str]:
+    """Names of the pretrained encoder's parameters that keep their ImageNet values. The 4-channel stem
+    always learns (its hint weights start at zero)."""
+    if not isinstance(net, ColorUNet) or encoder == "finetune":
+        return set()
+    last = len(net.blocks) if encoder == "frozen" else PARTIAL_FROZEN_BLOCKS
+    prefixes = ("stem_bn.", *(f"blocks.{i}." for i in range(last)))
+    return {name for name, _ in net.named_parameters() if name.startswith(prefixes)}
+
+
+def set_train_mode(net: nn.Module, bn_stats: str) -> None:
+    """net.train(), but with the encoder's BatchNorm layers kept in eval mode when their ImageNet
+    statistics are to stay: a few hundred photos would otherwise pull them towards this corpus."""
+    net.train()
+    if isinstance(net, ColorUNet) and bn_stats == "frozen":
+        for module in [net.stem_bn, *net.blocks.modules()]:
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+
+
+def selection_score(record: dict) -> float:
+    """The rule, fixed before training, that picks the checkpoint to export: the highest sum of AuC and
+    saturated AuC on photo-val (photos from sources never trained on), i.e. the colour that is right
+    and does no harm on unseen photos; without photo-val, the lowest validation loss; without
+    validation, the latest step."""
+    if "photo_auc" in record:
+        return record["photo_auc"] + record["photo_saturated_auc"]
+    if "val_loss" in record:
+        return -record["val_loss"]
+    return float(record["step"])
 
 
 def _distributed() -> tuple[int, int]:
@@ -101,7 +162,8 @@ def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
 @torch.no_grad()
 def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_channels: bool) -> dict:
     """Loss and quick colour metrics on fixed validation crops, without hints (the automatic case).
-    `colorit evaluate` gives the full numbers on the exported model; these track training."""
+    `colorit evaluate` gives the full numbers on the exported model; these track training. Leaves the
+    network in eval mode: the caller restores its training mode."""
     net.eval()
     losses, errors, saturated, pred_chroma, true_chroma = [], [], [], [], []
     for start in range(0, len(crops), 16):
@@ -114,7 +176,6 @@ def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_cha
         saturated.append(err[chroma >= 20])
         pred_chroma.append(pred.norm(dim=1).mean().item())
         true_chroma.append(chroma.mean().item())
-    net.train()
 
     def auc(e: torch.Tensor) -> float:
         """Mean over thresholds t = 0..150 of the fraction of errors <= t (e <= t iff ceil(e) <= t)."""
@@ -128,7 +189,7 @@ def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_cha
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train; returns the path of the best checkpoint (lowest validation loss, or the last one)."""
+    """Train; returns the path of the best checkpoint by selection_score."""
     if not cfg.steps and not cfg.minutes:
         raise ValueError("give --steps or --minutes (or both)")
     rank, world = _distributed()
@@ -138,36 +199,51 @@ def train(cfg: TrainConfig) -> Path:
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_dir, val_dir = split_dirs(Path(cfg.data))
-    train_paths = find_images(train_dir)
+    if cfg.encoder not in ENCODER_MODES or cfg.bn_stats not in BN_MODES:
+        raise ValueError(f"encoder must be one of {ENCODER_MODES} and bn_stats one of {BN_MODES}")
+    dirs = split_dirs(Path(cfg.data))
+    train_paths = find_images(dirs.train)
     if not train_paths:
-        raise ValueError(f"{train_dir}: no images found")
-    sampler = CropSampler(load_images(train_paths, cfg.max_side, cfg.workers), device, seed=cfg.seed * 1000 + rank)
-    val_crops = None
-    val_paths = find_images(val_dir) if val_dir is not None else []
-    if val_paths:
-        val_images = load_images(val_paths, cfg.max_side, cfg.workers)
-        val_crops = CropSampler(val_images, device, seed=cfg.seed).center_crops(cfg.val_crop)
+        raise ValueError(f"{dirs.train}: no images found")
+    sampler = CropSampler(load_images(train_paths, cfg.max_side, cfg.workers), device, seed=cfg.seed * 1000 + rank,
+                          min_scale=cfg.min_scale)
+    cutout_paths = find_images(dirs.cutouts) if dirs.cutouts is not None and cfg.cutout_probability else []
+    compositor = None
+    if cutout_paths:
+        cutouts = load_images(cutout_paths, cfg.crop * 2, cfg.workers, mode="RGBA")
+        compositor = CutoutCompositor(cutouts, device, cfg.cutout_probability)
+
+    def fixed_crops(folder: Path | None) -> torch.Tensor | None:
+        paths = find_images(folder) if folder is not None else []
+        if not paths:
+            return None
+        return CropSampler(load_images(paths, cfg.max_side, cfg.workers), device, seed=cfg.seed).center_crops(cfg.val_crop)
+
+    val_crops, photo_crops = fixed_crops(dirs.val), fixed_crops(dirs.photo_val)
     hint_generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
 
     net = build_model(cfg.model)
     hint_channels = isinstance(net, ColorUNet)
-    class_weight = _colour_prior(sampler, cfg.crop, net.ab_bins) if hint_channels else None
-    objective = Objective(net, class_weight).to(device).to(memory_format=torch.channels_last)
-    encoder_params = [p for n, p in net.named_parameters() if n.startswith(("blocks.", "stem_bn."))]
-    other_params = [p for n, p in net.named_parameters() if not n.startswith(("blocks.", "stem_bn."))]
-    groups = [{"params": other_params, "lr_scale": 1.0}]
-    if encoder_params:
-        groups.append({"params": encoder_params, "lr_scale": cfg.encoder_lr_scale})
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    class_weight = _colour_prior(sampler, cfg.crop, net.ab_bins, cfg.rebalance) if hint_channels else None
+    objective = Objective(net, class_weight, cfg.hint_weight if hint_channels else 0.0, cfg.regression_weight)
+    objective = objective.to(device).to(memory_format=torch.channels_last)
+    frozen = frozen_parameter_names(net, cfg.encoder)
+    encoder_prefixes = ("blocks.", "stem_bn.")
+    groups = [{"params": [], "lr_scale": 1.0}, {"params": [], "lr_scale": cfg.encoder_lr_scale}]
+    for name, parameter in net.named_parameters():
+        if name in frozen:
+            parameter.requires_grad_(False)
+        else:
+            groups[name.startswith(encoder_prefixes)]["params"].append(parameter)
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    step, elapsed, best_loss, history = 0, 0.0, math.inf, []
+    step, elapsed, best_score, history = 0, 0.0, -math.inf, []
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.resume and last_path.exists():
-        state = torch.load(last_path, map_location=device, weights_only=False)
+        state = torch.load(last_path, map_location=device, weights_only=True)  # a checkpoint must not run code
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
-        step, elapsed, best_loss, history = state["step"], state["elapsed"], state["best_loss"], state["history"]
+        step, elapsed, best_score, history = state["step"], state["elapsed"], state["best_score"], state["history"]
         sampler.generator.set_state(state["sampler_rng"][rank % len(state["sampler_rng"])])
         hint_generator.set_state(state["hint_rng"][rank % len(state["hint_rng"])])
         if rank == 0:
@@ -194,14 +270,14 @@ def train(cfg: TrainConfig) -> Path:
         if rank != 0:
             return
         state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                 "elapsed": elapsed, "best_loss": best_loss, "history": history, "config": asdict(cfg),
+                 "elapsed": elapsed, "best_score": best_score, "history": history, "config": asdict(cfg),
                  "sampler_rng": [g[0] for g in gathered], "hint_rng": [g[1] for g in gathered],
                  "world_size": world, "hardware": hardware_description(device)}
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
 
-    net.train()
+    set_train_mode(net, cfg.bn_stats)
     bar = tqdm(total=cfg.steps or None, initial=step, disable=rank != 0, unit="step", dynamic_ncols=True)
     progress = progress_of(step, elapsed)
     window_start, window_images = time.perf_counter(), 0
@@ -211,7 +287,10 @@ def train(cfg: TrainConfig) -> Path:
     while progress < 1.0:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group["lr_scale"] * lr_factor(step, progress, cfg.warmup_steps)
-        rgb = sampler.sample(cfg.batch, cfg.crop).contiguous(memory_format=torch.channels_last)
+        rgb = sampler.sample(cfg.batch, cfg.crop)
+        if compositor is not None:
+            rgb = compositor(rgb, sampler.generator)
+        rgb = rgb.contiguous(memory_format=torch.channels_last)
         net_input, ab, weight = make_batch(rgb, hint_generator, hint_channels)
         with amp:
             loss = model(net_input, ab, weight)
@@ -232,17 +311,20 @@ def train(cfg: TrainConfig) -> Path:
             record = {"step": step, "minutes": elapsed / 60, "train_loss": loss.item(), "epoch": sampler.epoch}
             if val_crops is not None:
                 record |= validate(net, objective, val_crops, hint_channels)
+            if photo_crops is not None:
+                photo = validate(net, objective, photo_crops, hint_channels)
+                record |= {f"photo_{key}": value for key, value in photo.items()}
+            set_train_mode(net, cfg.bn_stats)
             history.append(record)
             if rank == 0:
                 bar.write(json.dumps(record))
-            # Without validation data the last checkpoint is the best one known. Rank 0 decides, so
-            # that every rank joins the same checkpoint saves.
-            current = torch.tensor([record.get("val_loss", -float(step))], device=device)
+            # Rank 0 decides, so that every rank joins the same checkpoint saves.
+            current = torch.tensor([selection_score(record)], device=device)
             if world > 1:
                 dist.broadcast(current, src=0)
             save_checkpoint(last_path)
-            if current.item() < best_loss:
-                best_loss = current.item()
+            if current.item() > best_score:
+                best_score = current.item()
                 save_checkpoint(best_path)
             step_end = time.perf_counter()
     bar.close()

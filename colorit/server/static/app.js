@@ -18,6 +18,9 @@ const ui = {
   spinner: $("spinner"),
   compareSlider: $("compare-slider"),
   sideBySide: $("side-by-side"),
+  showUnsure: $("show-unsure"),
+  unsureOverlay: $("unsure-overlay"),
+  unsureLegend: $("unsure-legend"),
   status: $("status"),
   modelSelect: $("model-select"),
   saturation: $("saturation"),
@@ -35,6 +38,10 @@ const ui = {
   clearHints: $("clear-hints"),
   saveHints: $("save-hints"),
   loadHints: $("load-hints"),
+  referenceZone: $("reference-zone"),
+  referenceInput: $("reference-input"),
+  referenceThumb: $("reference-thumb"),
+  referenceRemove: $("reference-remove"),
 };
 
 const state = {
@@ -54,8 +61,12 @@ const state = {
   nextHintId: 1,
   drag: null, // {pointerId, moved}
   request: null, // AbortController of the colorization in flight
+  unsureRequest: null, // AbortController of the confidence map in flight
+  unsureCount: 0, // confidence maps drawn so far (tests wait on it)
   timer: 0,
   resultCount: 0,
+  reference: null, // the colour photo whose colours carry over, or null
+  referenceUrl: null,
 };
 
 // ---------- messages and progress ----------
@@ -106,6 +117,7 @@ async function openFile(file) {
   releaseUrls();
   state.file = file;
   state.result = null;
+  showUnsureOverlay(false);
   state.width = state.height = 0;
   state.originalUrl = URL.createObjectURL(file);
   ui.downloadButton.disabled = true;
@@ -147,6 +159,7 @@ function buildForm(format) {
   form.append("render_size", ui.renderSize.value);
   if (format) form.append("format", format);
   if (state.hints.length && modelAcceptsHints()) form.append("hints", JSON.stringify(exportHints()));
+  if (state.reference) form.append("reference", state.reference, state.reference.name);
   return form;
 }
 
@@ -164,8 +177,8 @@ function filenameFrom(response) {
 
 function cancelPending() {
   clearTimeout(state.timer);
-  if (state.request) state.request.abort();
-  state.request = null;
+  for (const request of [state.request, state.unsureRequest]) if (request) request.abort();
+  state.request = state.unsureRequest = null;
 }
 
 function scheduleColorize() {
@@ -187,6 +200,7 @@ async function colorize() {
     ui.status.textContent = `${state.width} × ${state.height} px, colorized in ${seconds} s`;
     clearMessage();
     document.body.dataset.state = "ready";
+    if (ui.showUnsure.checked) updateUnsureOverlay();
   } catch (error) {
     if (error.name === "AbortError") return;
     ui.status.textContent = "";
@@ -251,6 +265,90 @@ function saveBlob(blob, filename) {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+// ---------- where the model is unsure ----------
+
+// The server's map is the model's confidence (grey levels 0..255). Its range differs from model to
+// model, so the tint is relative to the image: none from the level that SURE_SHARE of the pixels
+// exceed, full at the level that only UNSURE_SHARE fall below, linear between.
+const SURE_SHARE = 0.1;
+const UNSURE_SHARE = 0.1;
+const UNSURE_TINT = [255, 48, 160]; // magenta, rare in photos, so that it reads as a mark
+const UNSURE_ALPHA = 0.7;
+// The tint is computed at most this many pixels on the longer side: it guides the eye, no more.
+const UNSURE_MAX_SIDE = 1024;
+
+function showUnsureOverlay(show) {
+  ui.unsureOverlay.hidden = !show;
+  ui.unsureLegend.hidden = !show;
+}
+
+// Asks for the confidence of the current image, settings and pins, and tints the result with it.
+async function updateUnsureOverlay() {
+  if (state.unsureRequest) state.unsureRequest.abort();
+  state.unsureRequest = null;
+  if (!ui.showUnsure.checked || !state.result) {
+    showUnsureOverlay(false);
+    return;
+  }
+  const controller = new AbortController();
+  state.unsureRequest = controller;
+  try {
+    const form = buildForm(null);
+    form.append("confidence", "true");
+    const response = await fetch("/api/colorize", { method: "POST", body: form, signal: controller.signal });
+    if (!response.ok) throw new Error(await errorText(response));
+    const url = URL.createObjectURL(await response.blob());
+    try {
+      const map = await loadImage(url);
+      if (controller.signal.aborted) return;
+      drawUnsure(map);
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+    showUnsureOverlay(true);
+    state.unsureCount += 1;
+    document.body.dataset.unsureCount = String(state.unsureCount);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    ui.showUnsure.checked = false;
+    showUnsureOverlay(false);
+    showMessage(`Cannot show where the model is unsure: ${error.message}`);
+  } finally {
+    if (state.unsureRequest === controller) state.unsureRequest = null;
+  }
+}
+
+// The grey levels below which the given shares of an RGBA image's pixels lie.
+function levelsAt(values, shares) {
+  const counts = new Array(256).fill(0);
+  for (let i = 0; i < values.length; i += 4) counts[values[i]] += 1;
+  const total = values.length / 4;
+  return shares.map((share) => {
+    let level = 0;
+    for (let seen = counts[0]; seen < share * total && level < 255; seen += counts[++level]);
+    return level;
+  });
+}
+
+function drawUnsure(map) {
+  const scale = Math.min(1, UNSURE_MAX_SIDE / Math.max(map.naturalWidth, map.naturalHeight));
+  const canvas = ui.unsureOverlay;
+  canvas.width = Math.max(1, Math.round(map.naturalWidth * scale));
+  canvas.height = Math.max(1, Math.round(map.naturalHeight * scale));
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(map, 0, 0, canvas.width, canvas.height);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+  const values = pixels.data;
+  const [unsureLevel, sureLevel] = levelsAt(values, [UNSURE_SHARE, 1 - SURE_SHARE]);
+  const span = Math.max(1, sureLevel - unsureLevel);
+  for (let i = 0; i < values.length; i += 4) {
+    const unsure = Math.min(1, Math.max(0, (sureLevel - values[i]) / span));
+    values.set(UNSURE_TINT, i);
+    values[i + 3] = Math.round(255 * UNSURE_ALPHA * unsure);
+  }
+  context.putImageData(pixels, 0, 0);
 }
 
 // ---------- models ----------
@@ -531,12 +629,39 @@ async function loadHintsFile(file) {
 
 // ---------- wiring ----------
 
+// ---------- reference photo ----------
+
+function setReference(file) {
+  if (state.referenceUrl) URL.revokeObjectURL(state.referenceUrl);
+  state.reference = file || null;
+  state.referenceUrl = file ? URL.createObjectURL(file) : null;
+  if (file) ui.referenceThumb.src = state.referenceUrl;
+  else ui.referenceThumb.removeAttribute("src");
+  ui.referenceThumb.hidden = ui.referenceRemove.hidden = !file;
+  ui.referenceZone.classList.toggle("has-reference", Boolean(file));
+  ui.referenceInput.value = "";
+  if (state.file) scheduleColorize();
+}
+
+function wireReference() {
+  ui.referenceInput.addEventListener("change", () => setReference(ui.referenceInput.files[0]));
+  ui.referenceRemove.addEventListener("click", () => setReference(null));
+  // A drop here is the reference, not a new photo: the page-wide drop handler must not see it.
+  ui.referenceZone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+    ui.dropzone.classList.remove("dragging");
+    if (event.dataTransfer.files[0]) setReference(event.dataTransfer.files[0]);
+  });
+}
+
 function setSplit() {
   ui.stage.style.setProperty("--split", `${ui.compareSlider.value}%`);
 }
 
 function wire() {
   ui.fileInput.addEventListener("change", () => openFile(ui.fileInput.files[0]));
+  wireReference();
   for (const type of ["dragenter", "dragover"]) {
     document.addEventListener(type, (event) => {
       event.preventDefault();
@@ -558,6 +683,8 @@ function wire() {
     ui.compareSlider.disabled = ui.sideBySide.checked;
     renderHints();
   });
+
+  ui.showUnsure.addEventListener("change", updateUnsureOverlay);
 
   ui.saturation.addEventListener("input", () => {
     ui.saturationValue.textContent = Number(ui.saturation.value).toFixed(2);

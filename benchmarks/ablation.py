@@ -1,0 +1,118 @@
+"""The training-recipe ablation: export each trained row's selected checkpoint, add the decoding
+variants of the recipe row (annealed-mean temperature, grey-where-unsure strength), evaluate them
+all on the corpus's val and photo-val splits at the default working size, and write the table.
+
+Usage: python benchmarks/ablation.py RUNS_DIR --data CORPUS [--models DIR] [--out FILE] [--extra NAME=ONNX ...]
+RUNS_DIR holds one folder per row, as scripts/ablation_train.sh writes them (RUNS_DIR/ROW/best.pt).
+Needs the training extra (export). Results: benchmarks/results/ablation.json and ablation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from colorit.evaluate import GREY_BASELINE, evaluate_folder
+from colorit.train.export import export
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARITY_IMAGE = Path(__file__).resolve().parent.parent / "colorit" / "samples" / "astronaut.jpg"
+# Trained rows: folder name -> what differs from the recipe (scripts/ablation_train.sh).
+TRAINED_ROWS = {
+    "recipe": "recipe: encoder and its BatchNorm statistics frozen, rebalancing 0.5, classification + hint weighting, cut-outs",
+    "finetune": "encoder fine-tuned (0.3x lr), BatchNorm statistics updated (the previous recipe)",
+    "finetune-bn-frozen": "encoder fine-tuned (0.3x lr), BatchNorm statistics frozen",
+    "partial": "encoder partly frozen (blocks 0-7 kept, 8-15 trained), BatchNorm statistics frozen",
+    "regression": "+ smooth-L1 regression term on the distribution's mean (weight 1)",
+    "no-rebalance": "no class rebalancing",
+    "no-cutouts": "no cut-out compositing, crops of 80-100 % of the shorter side only (less scale augmentation)",
+    "no-hint-weight": "no extra loss weight around hints",
+    "seed-ae": "seed autoencoder (MSE), same data and budget",
+}
+# Decoding variants of the recipe row: (temperature, unsure_grey_strength).
+DECODING_VARIANTS = [(0.38, 0.0), (0.38, 0.1), (0.38, 0.2), (0.38, 0.5), (1.0, 0.0), (1.0, 0.2)]
+METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
+
+
+def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (onnx path, description) for every trained row found and every decoding variant."""
+    rows = {}
+    for row, description in TRAINED_ROWS.items():
+        checkpoint = runs / row / "best.pt"
+        if not checkpoint.is_file():
+            continue
+        if row == "recipe":
+            for temperature, strength in DECODING_VARIANTS:
+                name = f"recipe-T{temperature:g}-g{strength:g}"
+                export(checkpoint, name, models, PARITY_IMAGE, temperature, 384, strength)
+                rows[name] = (models / f"{name}.onnx", f"{description}; decoding T = {temperature:g}, "
+                              f"grey-where-unsure strength {strength:g}")
+        else:
+            export(checkpoint, row, models, PARITY_IMAGE, None, 384, 0.0)
+            rows[row] = (models / f"{row}.onnx", description)
+    return rows
+
+
+def training_summary(runs: Path, row: str) -> dict:
+    state = torch.load(runs / row / "best.pt", map_location="cpu", weights_only=True)
+    last = torch.load(runs / row / "last.pt", map_location="cpu", weights_only=True)
+    return {"selected_step": state["step"], "last_step": last["step"], "minutes": round(last["elapsed"] / 60, 1),
+            "epochs": last["history"][-1]["epoch"], "history": last["history"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--data", type=Path, required=True, help="corpus with val/ and photo-val/")
+    parser.add_argument("--models", type=Path, default=Path(".devdata/ablation-models"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
+    parser.add_argument("--extra", nargs="+", default=[], metavar="NAME=ONNX",
+                        help="more models to evaluate beside the rows, e.g. the previously shipped default")
+    args = parser.parse_args()
+    rows = export_rows(args.runs, args.models)
+    for extra in args.extra:
+        name, _, path = extra.partition("=")
+        rows[name] = (Path(path), f"{name}: {path}")
+    paths = [str(path) for path, _ in rows.values()]
+    splits = {split: evaluate_folder(args.data / split, paths, progress=False) for split in ("val", "photo-val")}
+    table = []
+    for name in [GREY_BASELINE, *rows]:
+        entry = {"row": name, "description": rows[name][1] if name in rows else "grey (no colour)"}
+        for split, report in splits.items():
+            summary = next(r for r in report["table"] if r["model"] == name)
+            entry[split] = {key: summary.get(key) for key in METRICS}
+        table.append(entry)
+    trained = {row: training_summary(args.runs, row) for row in TRAINED_ROWS if (args.runs / row / "best.pt").is_file()}
+    result = {"rows": table, "training": trained,
+              "selection_rule": "checkpoint with the highest photo-val AuC + saturated AuC (colorit.train.train.selection_score)",
+              "evaluation": {"eval_size": splits["val"]["eval_size"], "render_size": 384}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(table, trained))
+    print(markdown(table, trained))
+
+
+def markdown(table: list[dict], trained: dict) -> str:
+    header = ("| row | val AuC | val sat AuC | photo-val PSNR | CIEDE2000 | AuC | sat AuC | hue recall % | left grey % "
+              "| CF ratio | steps (selected / run) |")
+    lines = [header, "|" + "---|" * 11]
+    for entry in table:
+        v, p = entry["val"], entry["photo-val"]
+        run = trained.get(entry["row"]) or (trained.get("recipe") if entry["row"].startswith("recipe") else None)
+        steps = f"{run['selected_step']} / {run['last_step']}" if run else ""
+
+        def fmt(value, pattern="{:.2f}"):
+            return "" if value is None else pattern.format(value)
+
+        lines.append(f"| {entry['row']} | {fmt(v['auc'])} | {fmt(v['saturated_auc'])} | {fmt(p['psnr'])} "
+                     f"| {fmt(p['ciede2000'])} | {fmt(p['auc'])} | {fmt(p['saturated_auc'])} "
+                     f"| {fmt(p['hue_recall'], '{:.1f}')} | {fmt(p['grey_share'], '{:.1f}')} "
+                     f"| {fmt(p['colourfulness_ratio'])} | {steps} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -48,8 +48,10 @@ def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
             for temperature, strength in DECODING_VARIANTS:
                 name = f"recipe-T{temperature:g}-g{strength:g}"
                 export(checkpoint, name, models, PARITY_IMAGE, temperature, 384, strength)
-                rows[name] = (models / f"{name}.onnx", f"{description}; decoding T = {temperature:g}, "
-                              f"grey-where-unsure strength {strength:g}")
+                rows[name] = (
+                    models / f"{name}.onnx",
+                    f"{description}; decoding T = {temperature:g}, grey-where-unsure strength {strength:g}",
+                )
         else:
             export(checkpoint, row, models, PARITY_IMAGE, None, 384, 0.0)
             rows[row] = (models / f"{row}.onnx", description)
@@ -59,8 +61,13 @@ def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
 def training_summary(runs: Path, row: str) -> dict:
     state = torch.load(runs / row / "best.pt", map_location="cpu", weights_only=True)
     last = torch.load(runs / row / "last.pt", map_location="cpu", weights_only=True)
-    return {"selected_step": state["step"], "last_step": last["step"], "minutes": round(last["elapsed"] / 60, 1),
-            "epochs": last["history"][-1]["epoch"], "history": last["history"]}
+    return {
+        "selected_step": state["step"],
+        "last_step": last["step"],
+        "minutes": round(last["elapsed"] / 60, 1),
+        "epochs": last["history"][-1]["epoch"],
+        "history": last["history"],
+    }
 
 
 def main() -> None:
@@ -69,8 +76,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="corpus with val/ and photo-val/")
     parser.add_argument("--models", type=Path, default=Path(".devdata/ablation-models"))
     parser.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
-    parser.add_argument("--extra", nargs="+", default=[], metavar="NAME=ONNX",
-                        help="more models to evaluate beside the rows, e.g. the previously shipped default")
+    parser.add_argument(
+        "--extra",
+        nargs="+",
+        default=[],
+        metavar="NAME=ONNX",
+        help="more models to evaluate beside the rows, e.g. the previously shipped default",
+    )
     args = parser.parse_args()
     rows = export_rows(args.runs, args.models)
     for extra in args.extra:
@@ -82,13 +94,19 @@ def main() -> None:
     for name in [GREY_BASELINE, *rows]:
         entry = {"row": name, "description": rows[name][1] if name in rows else "grey (no colour)"}
         for split, report in splits.items():
-            summary = next(r for r in report["table"] if r["model"] == name)
+            # Rows are named by their card inside a report; match them by file.
+            by_file = {str(Path(path).resolve()): model for model, path in report["model_files"].items()}
+            model = by_file[str(rows[name][0].resolve())] if name in rows else GREY_BASELINE
+            summary = next(r for r in report["table"] if r["model"] == model)
             entry[split] = {key: summary.get(key) for key in METRICS}
         table.append(entry)
     trained = {row: training_summary(args.runs, row) for row in TRAINED_ROWS if (args.runs / row / "best.pt").is_file()}
-    result = {"rows": table, "training": trained,
-              "selection_rule": "checkpoint with the highest photo-val AuC + saturated AuC (colorit.train.train.selection_score)",
-              "evaluation": {"eval_size": splits["val"]["eval_size"], "render_size": 384}}
+    result = {
+        "rows": table,
+        "training": trained,
+        "selection_rule": "checkpoint with the highest photo-val AuC + saturated AuC (colorit.train.train.selection_score)",
+        "evaluation": {"eval_size": splits["val"]["eval_size"], "render_size": 384},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(table, trained))
@@ -96,8 +114,10 @@ def main() -> None:
 
 
 def markdown(table: list[dict], trained: dict) -> str:
-    header = ("| row | val AuC | val sat AuC | photo-val PSNR | CIEDE2000 | AuC | sat AuC | hue recall % | left grey % "
-              "| CF ratio | steps (selected / run) |")
+    header = (
+        "| row | val AuC | val sat AuC | photo-val PSNR | CIEDE2000 | AuC | sat AuC | hue recall % | left grey % "
+        "| CF ratio | steps (selected / run) |"
+    )
     lines = [header, "|" + "---|" * 11]
     for entry in table:
         v, p = entry["val"], entry["photo-val"]
@@ -107,10 +127,12 @@ def markdown(table: list[dict], trained: dict) -> str:
         def fmt(value, pattern="{:.2f}"):
             return "" if value is None else pattern.format(value)
 
-        lines.append(f"| {entry['row']} | {fmt(v['auc'])} | {fmt(v['saturated_auc'])} | {fmt(p['psnr'])} "
-                     f"| {fmt(p['ciede2000'])} | {fmt(p['auc'])} | {fmt(p['saturated_auc'])} "
-                     f"| {fmt(p['hue_recall'], '{:.1f}')} | {fmt(p['grey_share'], '{:.1f}')} "
-                     f"| {fmt(p['colourfulness_ratio'])} | {steps} |")
+        lines.append(
+            f"| {entry['row']} | {fmt(v['auc'])} | {fmt(v['saturated_auc'])} | {fmt(p['psnr'])} "
+            f"| {fmt(p['ciede2000'])} | {fmt(p['auc'])} | {fmt(p['saturated_auc'])} "
+            f"| {fmt(p['hue_recall'], '{:.1f}')} | {fmt(p['grey_share'], '{:.1f}')} "
+            f"| {fmt(p['colourfulness_ratio'])} | {steps} |"
+        )
     return "\n".join(lines) + "\n"
 
 

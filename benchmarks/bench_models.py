@@ -84,8 +84,12 @@ def main() -> None:
     parser.add_argument("--previous", type=Path, help="another .onnx file to time beside the bundled ones")
     args = parser.parse_args()
     torch.set_num_threads(cpu_count())
-    results = {"machine": f"{platform.processor() or platform.machine()}, {cpu_count()} CPUs",
-               "torch": torch.__version__, "onnxruntime": ort.__version__, "models": {}}
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {cpu_count()} CPUs",
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "models": {},
+    }
     for name in ("default", "seed-ae"):
         row = {}
         for size, batch, steps in ((128, 16, 4), (256, 8, 3)):
@@ -95,9 +99,13 @@ def main() -> None:
         results["models"][name] = row
         print(name, row, flush=True)
     if args.previous:
-        results["previous"] = {"file": str(args.previous), **{
-            f"onnx_ms_{label}": round(inference_ms(args.previous, height, width), 1)
-            for label, (height, width) in INFERENCE_SIZES.items()}}
+        results["previous"] = {
+            "file": str(args.previous),
+            **{
+                f"onnx_ms_{label}": round(inference_ms(args.previous, height, width), 1)
+                for label, (height, width) in INFERENCE_SIZES.items()
+            },
+        }
         print("previous", results["previous"], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

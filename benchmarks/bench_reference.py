@@ -11,7 +11,7 @@
 All at the default working size. Writes benchmarks/results/reference.json (the tables, the targets of
 issue 9 and whether each is met) and prints them.
 Usage: python benchmarks/bench_reference.py DATA POOL [--runs N], e.g.
-       python benchmarks/bench_reference.py .devdata/corpus-v2/photo-val .devdata/corpus-v2/val
+       python benchmarks/bench_reference.py .devdata/corpus/photo-val .devdata/corpus/val
 """
 
 from __future__ import annotations

@@ -74,7 +74,9 @@ def plot(by_model: dict[str, dict], report: dict, png_path: Path) -> None:
     )
     # symlog keeps N = 0 on the axis while spreading 1..50.
     axes.set_xscale("symlog", linthresh=1)
-    ticks = sorted({count for curve in by_model.values() for count in curve["hints"]} | set(ZHANG_2017_IMAGENET["hints"]))
+    ticks = sorted(
+        {count for curve in by_model.values() for count in curve["hints"]} | set(ZHANG_2017_IMAGENET["hints"])
+    )
     axes.set_xticks(ticks, [str(tick) for tick in ticks])
     axes.set_xlabel("simulated hint points per image")
     axes.set_ylabel("PSNR (dB, RGB)")
@@ -90,8 +92,12 @@ def plot(by_model: dict[str, dict], report: dict, png_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="JSON written by colorit evaluate --hints ... --json FILE")
-    parser.add_argument("--network-only", type=Path, metavar="REPORT",
-                        help="the same evaluation with --no-hint-propagation: the network's own use of the hints")
+    parser.add_argument(
+        "--network-only",
+        type=Path,
+        metavar="REPORT",
+        help="the same evaluation with --no-hint-propagation: the network's own use of the hints",
+    )
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "hint_curve.png")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hint_curve.json")
     args = parser.parse_args(argv)

@@ -62,19 +62,19 @@ def L_to_luminance(L: np.ndarray) -> np.ndarray:
     return _lab_f_inverse((np.asarray(L, dtype=np.float32) + 16.0) / 116.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _linear_table(levels: int) -> np.ndarray:
     """Linear light for every code of an integer sRGB encoding with `levels` codes."""
     return srgb_to_linear(np.arange(levels, dtype=np.float32) / (levels - 1))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grey_L_table(levels: int) -> np.ndarray:
     """L* for every grey code of an integer sRGB encoding with `levels` codes."""
     return luminance_to_L(_linear_table(levels))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _linear_to_srgb8_table() -> np.ndarray:
     """8-bit sRGB code for linear light in [i, i + 1) / _LINEAR_STEPS, indexed by i (truncation)."""
     codes = linear_to_srgb((np.arange(_LINEAR_STEPS + 1, dtype=np.float32) + 0.5) / _LINEAR_STEPS)
@@ -208,7 +208,7 @@ def _lab_planes_to_linear(L: np.ndarray, a: np.ndarray, b: np.ndarray, top: floa
     return linear
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _xzy_to_rgb_matrix(top: float) -> np.ndarray:
     """Linear RGB (white = top) from the rows X/Xn, Z/Zn, Y/Yn: white point and scale folded in."""
     columns = XYZ_TO_RGB[:, [0, 2, 1]] * np.array([WHITE_X, WHITE_Z, WHITE_Y])

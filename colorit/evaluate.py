@@ -269,7 +269,9 @@ def evaluate_folder(
     files = find_images(data_dir)[:limit]
     if not files:
         raise ColoritError(f"{data_dir}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    sessions = list({session.name: session for session in map(load_model, model_names or bundled_model_names())}.values())
+    sessions = list(
+        {session.name: session for session in map(load_model, model_names or bundled_model_names())}.values()
+    )
     counts = sorted(set(hint_counts or ()) | {0})
     counts_of = {session.name: counts if session.accepts_hints else [0] for session in sessions}
     # Hint patches are sized for one working size, so that every model gets the same points.
@@ -369,8 +371,13 @@ def _measure_image(
     measured = {(GREY_BASELINE, 0): measure(truth.grey(), truth)}
     for session in sessions:
         for count in counts_of[session.name]:
-            output = colorize_array(truth.rgb, session, render_size=render_size, hints=hints[:count] or None,
-                                    hint_propagation=hint_propagation)
+            output = colorize_array(
+                truth.rgb,
+                session,
+                render_size=render_size,
+                hints=hints[:count] or None,
+                hint_propagation=hint_propagation,
+            )
             measured[(session.name, count)] = measure(output, truth)
     return measured
 

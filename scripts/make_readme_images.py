@@ -1,6 +1,6 @@
 """Before/after pictures for the README, made by a bundled model from the bundled samples.
 
-    python scripts/make_readme_images.py [--model default]   # writes docs/samples/NAME.jpg
+python scripts/make_readme_images.py [--model default]   # writes docs/samples/NAME.jpg
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from colorit.color import lab_planes_to_rgb, luminance_L
 REPO = Path(__file__).resolve().parent.parent
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wheel_photo(name: str) -> np.ndarray:
     if name == "china":
         from sklearn.datasets import load_sample_image

@@ -38,7 +38,10 @@ def test_array_in_array_out(grey):
     assert isinstance(out, np.ndarray) and out.shape == grey.shape + (3,) and out.dtype == np.uint8
 
 
-@pytest.mark.parametrize("fmt, magic", [("PNG", b"\x89PNG"), ("JPEG", b"\xff\xd8"), ("WEBP", b"RIFF"), ("TIFF", b"II*\x00"), ("BMP", b"\x89PNG")])
+@pytest.mark.parametrize(
+    "fmt, magic",
+    [("PNG", b"\x89PNG"), ("JPEG", b"\xff\xd8"), ("WEBP", b"RIFF"), ("TIFF", b"II*\x00"), ("BMP", b"\x89PNG")],
+)
 def test_bytes_in_bytes_out_in_the_same_format(grey, fmt, magic):
     out = colorit.colorize(as_bytes(Image.fromarray(grey), fmt))
     assert isinstance(out, bytes) and out.startswith(magic)
@@ -110,7 +113,17 @@ def test_bundled_model_cards_follow_the_contract():
     cards = colorit.list_models()
     assert {card["name"] for card in cards} >= {"default", "seed-ae"}
     for card in cards:
-        for key in ("name", "architecture", "parameters", "gflops_256", "input_channels", "accepts_hints", "render_size", "training", "validation"):
+        for key in (
+            "name",
+            "architecture",
+            "parameters",
+            "gflops_256",
+            "input_channels",
+            "accepts_hints",
+            "render_size",
+            "training",
+            "validation",
+        ):
             assert key in card, f"{card['name']} card lacks {key}"
         assert card["accepts_hints"] == (card["input_channels"] == 4)
         assert colorit.load_model(card["name"]).input_channels == card["input_channels"]

@@ -54,7 +54,9 @@ def test_folder_is_colorized_keeping_layout_then_rerun_skips(photo_tree, tmp_pat
     assert again.stderr.count("skipped") == 3
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
-    forced = run_colorit("colorize", str(photo_tree / "a.jpg"), "-o", str(out), "--overwrite", "--format", "png", "--saturation", "0")
+    forced = run_colorit(
+        "colorize", str(photo_tree / "a.jpg"), "-o", str(out), "--overwrite", "--format", "png", "--saturation", "0"
+    )
     assert forced.returncode == 0 and "colorized 1, skipped 0, failed 0" in forced.stdout
     with Image.open(out / "a.png") as grey_again:
         rgb = np.asarray(grey_again).astype(int)
@@ -79,7 +81,12 @@ def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path):
     assert result.returncode == 1
     failures = [line for line in result.stderr.splitlines() if line.startswith("colorit: ")]
     assert len(failures) == 4
-    for name, reason in [("letter.jpg", "not an image"), ("cut.jpg", "truncated"), ("empty.png", "empty file"), ("huge.png", "over the limit")]:
+    for name, reason in [
+        ("letter.jpg", "not an image"),
+        ("cut.jpg", "truncated"),
+        ("empty.png", "empty file"),
+        ("huge.png", "over the limit"),
+    ]:
         (line,) = [f for f in failures if f"{folder / name}:" in f]
         assert reason in line
     assert "colorized 2, skipped 0, failed 4" in result.stdout
@@ -98,10 +105,27 @@ def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path):
         (lambda t: ["colorize", str(t / "no-images"), "-o", str(t / "out")], "no images"),
         (lambda t: ["colorize", str(t / "in"), "-o", str(t / "a-file" / "out")], "cannot create or write"),
         (lambda t: ["colorize", str(t / "in"), "-o", str(t / "out"), "--model", "rainbow"], "no such model"),
-        (lambda t: ["colorize", str(t / "in"), "-o", str(t / "out"), "--hints", str(t / "h.json")], "exactly one input"),
-        (lambda t: ["colorize", str(t / "in" / "x.png"), "-o", str(t / "out"), "--hints", str(t / "missing.json")], "cannot read hints"),
+        (
+            lambda t: ["colorize", str(t / "in"), "-o", str(t / "out"), "--hints", str(t / "h.json")],
+            "exactly one input",
+        ),
+        (
+            lambda t: ["colorize", str(t / "in" / "x.png"), "-o", str(t / "out"), "--hints", str(t / "missing.json")],
+            "cannot read hints",
+        ),
     ],
-    ids=["no-inputs", "saturation", "workers", "format", "unknown-flag", "empty-folder", "unwritable-output", "model", "hints-many", "hints-missing"],
+    ids=[
+        "no-inputs",
+        "saturation",
+        "workers",
+        "format",
+        "unknown-flag",
+        "empty-folder",
+        "unwritable-output",
+        "model",
+        "hints-many",
+        "hints-missing",
+    ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path, make_args, words):
     (tmp_path / "in").mkdir()
@@ -137,10 +161,14 @@ def test_workers_process_a_folder_in_parallel(tmp_path):
     for i, name in enumerate(["astronaut", "coffee", "chelsea", "china", "grace_hopper"]):
         Image.fromarray(grey_of(photo_rgb(name, 64 + 8 * i))).save(folder / f"{i}-{name}.jpg")
     out = tmp_path / "out"
-    result = run_colorit("colorize", str(folder), "-o", str(out), "--workers", "2", "--format", "webp", "--model", "seed-ae")
+    result = run_colorit(
+        "colorize", str(folder), "-o", str(out), "--workers", "2", "--format", "webp", "--model", "seed-ae"
+    )
     assert result.returncode == 0, result.stderr
     assert "colorized 5, skipped 0, failed 0" in result.stdout
-    assert outputs(out) == sorted(f"{i}-{name}.webp" for i, name in enumerate(["astronaut", "coffee", "chelsea", "china", "grace_hopper"]))
+    assert outputs(out) == sorted(
+        f"{i}-{name}.webp" for i, name in enumerate(["astronaut", "coffee", "chelsea", "china", "grace_hopper"])
+    )
     assert_clean_stderr(result.stderr)
 
 
@@ -149,7 +177,9 @@ def test_outputs_that_would_collide_or_replace_inputs_fail(tmp_path):
         (tmp_path / folder).mkdir()
         Image.new("L", (16, 16), 90).save(tmp_path / folder / "same.png")
     original = (tmp_path / "x" / "same.png").read_bytes()
-    clash = run_colorit("colorize", str(tmp_path / "x" / "same.png"), str(tmp_path / "y" / "same.png"), "-o", str(tmp_path / "out"))
+    clash = run_colorit(
+        "colorize", str(tmp_path / "x" / "same.png"), str(tmp_path / "y" / "same.png"), "-o", str(tmp_path / "out")
+    )
     assert clash.returncode == 1 and "is also the output of" in clash.stderr
     assert "colorized 1, skipped 0, failed 1" in clash.stdout
     onto_input = run_colorit("colorize", str(tmp_path / "x"), "-o", str(tmp_path / "x"), "--overwrite")

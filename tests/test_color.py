@@ -86,7 +86,9 @@ def test_luminance_rejects_unsupported_pixels():
 def test_colour_at_its_own_luminance_is_itself():
     for rgb in ([1.0, 0.0, 0.0], [0.2, 0.5, 0.9], [0.9, 0.8, 0.1]):
         own = float(srgb_to_linear(np.array(rgb)) @ np.array([0.2126729, 0.7151522, 0.0721750]))
-        np.testing.assert_allclose(color_at_luminance(np.array(rgb), own), rgb_to_lab(np.array(rgb, np.float32)), atol=0.05)
+        np.testing.assert_allclose(
+            color_at_luminance(np.array(rgb), own), rgb_to_lab(np.array(rgb, np.float32)), atol=0.05
+        )
 
 
 def test_colour_moved_to_another_luminance_keeps_its_chromaticity():

@@ -137,8 +137,9 @@ def test_cut_out_photo_is_kept_and_clip_art_cut_out_is_not():
 
 def test_normal_map_is_rejected():
     rng = np.random.default_rng(0)
-    normals = np.stack([rng.normal(128, 25, (300, 300)), rng.normal(128, 25, (300, 300)),
-                        rng.normal(235, 12, (300, 300))], -1)
+    normals = np.stack(
+        [rng.normal(128, 25, (300, 300)), rng.normal(128, 25, (300, 300)), rng.normal(235, 12, (300, 300))], -1
+    )
     assert photo_filter_reason(Image.fromarray(normals.clip(0, 255).astype(np.uint8))) == "normal-map"
 
 
@@ -147,7 +148,10 @@ def test_large_photo_is_judged_like_its_small_version():
     china = photos()["china"]
     big = china.resize((china.width * 3, china.height * 3), Image.Resampling.LANCZOS)
     assert photo_filter_reason(big) is None
-    assert photo_filter_reason(clip_art((255, 255, 255, 255)).resize((1920, 1600), Image.Resampling.NEAREST)) == "few-colours"
+    assert (
+        photo_filter_reason(clip_art((255, 255, 255, 255)).resize((1920, 1600), Image.Resampling.NEAREST))
+        == "few-colours"
+    )
 
 
 # ---------------------------------------------------------------- dHash
@@ -167,7 +171,9 @@ def test_near_duplicates_keep_the_larger_picture(tmp_path):
     (tmp_path / "big.png").write_bytes(png_bytes(astronaut))
     (tmp_path / "small.jpg").write_bytes(jpeg_bytes(astronaut.resize((300, 300)), 70))
     (tmp_path / "coffee.jpg").write_bytes(jpeg_bytes(photos()["coffee"]))
-    analyses = [analyse(Candidate("naev-data", name, tmp_path / name)) for name in ("small.jpg", "coffee.jpg", "big.png")]
+    analyses = [
+        analyse(Candidate("naev-data", name, tmp_path / name)) for name in ("small.jpg", "coffee.jpg", "big.png")
+    ]
     verdicts = {a.candidate.original_path: a.reason for a in drop_near_duplicates(analyses)}
     assert verdicts == {"small.jpg": "duplicate", "coffee.jpg": None, "big.png": None}
 
@@ -366,7 +372,9 @@ def fake_packages(root: Path) -> dict[str, str]:
 
 
 def snapshot(folder: Path) -> dict[str, int]:
-    return {path.relative_to(folder).as_posix(): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+    return {
+        path.relative_to(folder).as_posix(): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()
+    }
 
 
 def test_build_over_unpacked_packages(tmp_path):
@@ -451,7 +459,11 @@ def test_cli_builds_and_prints_the_table(tmp_path, capsys):
     assert status == 0
     table = printed.out.splitlines()
     assert table[0].split()[:3] == ["package", "found", "kept"]
-    assert [line.split()[:3] for line in table[1:]] == [["gcompris-qt-data", "3", "2"], ["naev-data", "10", "5"], ["total", "13", "7"]]
+    assert [line.split()[:3] for line in table[1:]] == [
+        ["gcompris-qt-data", "3", "2"],
+        ["naev-data", "10", "5"],
+        ["total", "13", "7"],
+    ]
     assert "truncated.jpg" in printed.err
     assert (out / "manifest.csv").is_file()
 
@@ -467,7 +479,16 @@ def test_cli_refuses_unknown_and_doubled_packages(tmp_path, capsys):
 
 def test_missing_package_folder_is_reported_and_the_rest_goes_on(tmp_path, capsys):
     fake_packages(tmp_path / "unpacked")
-    argv = ["corpus", "build", "--out", str(tmp_path / "corpus"), "--unpacked", str(tmp_path / "unpacked"), "--jobs", "1"]
+    argv = [
+        "corpus",
+        "build",
+        "--out",
+        str(tmp_path / "corpus"),
+        "--unpacked",
+        str(tmp_path / "unpacked"),
+        "--jobs",
+        "1",
+    ]
     assert run_cli([*argv, "--packages", "naev-data", "ukui-wallpapers"]) == 1
     printed = capsys.readouterr()
     assert "ukui-wallpapers: no such folder" in printed.err.replace(str(tmp_path / "unpacked") + "/", "")
@@ -533,4 +554,3 @@ def test_contact_sheets_show_every_package(tmp_path, capsys):
         assert np.asarray(sheet.convert("L"))[4, 4] > 150
     assert run_cli(["corpus", "sheet", str(tmp_path / "nowhere"), "--out", str(tmp_path / "sheets2")]) == 1
     assert "manifest.csv: cannot read" in capsys.readouterr().err
-

@@ -35,8 +35,13 @@ def fresh(saved):
     """The notebook executed now, from a clean kernel in notebooks/ (as `jupyter lab notebooks/` runs it).
     Any cell that raises fails every test that uses this."""
     notebook = copy.deepcopy(saved)
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     try:
         client.execute()
     except nbclient.exceptions.CellExecutionError as error:
@@ -81,14 +86,20 @@ def test_saved_notebook_is_small_complete_and_shows_everything(saved):
     cells = code_cells(saved)
     assert all(cell.execution_count for cell in cells), "saved without running every cell"
     assert sum(len(pictures(cell)) for cell in cells) >= 8, "saved without its pictures"
-    hidden = [cell.source[:40] for cell in saved.cells
-              if cell.metadata.get("jupyter", {}).get("source_hidden") or cell.metadata.get("jupyter", {}).get("outputs_hidden")]
+    hidden = [
+        cell.source[:40]
+        for cell in saved.cells
+        if cell.metadata.get("jupyter", {}).get("source_hidden")
+        or cell.metadata.get("jupyter", {}).get("outputs_hidden")
+    ]
     assert not hidden
 
 
 def test_saved_text_and_tables_are_what_the_code_prints(saved, fresh):
     for saved_cell, fresh_cell in zip(code_cells(saved), code_cells(fresh), strict=True):
-        assert text_outputs(saved_cell) == text_outputs(fresh_cell), f"outputs of this cell changed:\n{saved_cell.source}"
+        assert text_outputs(saved_cell) == text_outputs(fresh_cell), (
+            f"outputs of this cell changed:\n{saved_cell.source}"
+        )
 
 
 def test_saved_pictures_are_what_the_code_draws(saved, fresh):

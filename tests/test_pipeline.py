@@ -35,7 +35,12 @@ def test_render_size_changes_work_not_output_size(default_model):
 
 @pytest.mark.parametrize(
     "size, render, expected",
-    [((4000, 3000), 384, (384, 288)), ((3000, 4000), 384, (288, 384)), ((200, 100), 384, (200, 100)), ((10000, 10), 384, (384, 1))],
+    [
+        ((4000, 3000), 384, (384, 288)),
+        ((3000, 4000), 384, (288, 384)),
+        ((200, 100), 384, (200, 100)),
+        ((10000, 10), 384, (384, 1)),
+    ],
 )
 def test_working_size_keeps_aspect_and_never_upscales(size, render, expected):
     assert working_size(*size, render) == expected

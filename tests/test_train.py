@@ -150,8 +150,19 @@ def test_losses_ignore_grey_crops():
 
 
 def tiny_config(photo_folder: Path, out: Path, model: str, steps: int, resume: bool = False) -> TrainConfig:
-    return TrainConfig(data=str(photo_folder), out=str(out), model=model, crop=64, batch=4, steps=steps,
-                       val_every=2, val_crop=64, warmup_steps=2, workers=0, resume=resume)
+    return TrainConfig(
+        data=str(photo_folder),
+        out=str(out),
+        model=model,
+        crop=64,
+        batch=4,
+        steps=steps,
+        val_every=2,
+        val_crop=64,
+        warmup_steps=2,
+        workers=0,
+        resume=resume,
+    )
 
 
 def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
@@ -185,13 +196,39 @@ def test_export_matches_pytorch_and_takes_any_size(photo_folder, tmp_path):
 
 def test_distributed_training_smoke(photo_folder, tmp_path):
     """Two processes on gloo (as `torchrun` runs them) train, checkpoint and resume together."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "colorit", "train", "--data", str(photo_folder), "--out", str(tmp_path), "--model", "seed-ae",
-               "--crop", "64", "--batch", "2", "--val-every", "2", "--workers", "0", "--warmup-steps", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "colorit",
+        "train",
+        "--data",
+        str(photo_folder),
+        "--out",
+        str(tmp_path),
+        "--model",
+        "seed-ae",
+        "--crop",
+        "64",
+        "--batch",
+        "2",
+        "--val-every",
+        "2",
+        "--workers",
+        "0",
+        "--warmup-steps",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.run(command + ["--steps", "2"], capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
-    second = subprocess.run(command + ["--steps", "4", "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run(
+        command + ["--steps", "4", "--resume"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resumed from" in second.stdout
     state = torch.load(tmp_path / "last.pt", weights_only=False)
@@ -256,4 +293,3 @@ def test_checkpoint_selection_rule_prefers_photo_validation():
     assert selection_score({"step": 9, "val_loss": 1.0, "photo_auc": 80.0, "photo_saturated_auc": 70.0}) == 150.0
     assert selection_score({"step": 9, "val_loss": 2.0}) > selection_score({"step": 9, "val_loss": 3.0})
     assert selection_score({"step": 9}) > selection_score({"step": 3})
-

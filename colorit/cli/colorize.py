@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -29,13 +28,30 @@ def add_parser(subparsers) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results (created if needed)")
     p.add_argument("--model", default="default", help="bundled model name or path to an .onnx file (default: default)")
-    p.add_argument("--render-size", type=render_size, metavar="N", help="longer side of the network's working image (default: from the model card)")
-    p.add_argument("--saturation", type=saturation, default=1.0, metavar="F", help="scale the colours' chroma (default 1.0; 0 = grey)")
-    p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's own; PNG for other formats)")
+    p.add_argument(
+        "--render-size",
+        type=render_size,
+        metavar="N",
+        help="longer side of the network's working image (default: from the model card)",
+    )
+    p.add_argument(
+        "--saturation",
+        type=saturation,
+        default=1.0,
+        metavar="F",
+        help="scale the colours' chroma (default 1.0; 0 = grey)",
+    )
+    p.add_argument(
+        "--format", choices=OUTPUT_FORMATS, help="output format (default: the input's own; PNG for other formats)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N", help="parallel processes (default 1)")
-    p.add_argument("--hints", metavar="FILE.json", help="colour hints for a single input image (JSON list of {x, y, color})")
-    p.add_argument("--max-pixels", type=positive_int, metavar="N", help="refuse larger images before decoding (default 200000000)")
+    p.add_argument(
+        "--hints", metavar="FILE.json", help="colour hints for a single input image (JSON list of {x, y, color})"
+    )
+    p.add_argument(
+        "--max-pixels", type=positive_int, metavar="N", help="refuse larger images before decoding (default 200000000)"
+    )
     p.add_argument(
         "--reference",
         metavar="PATH",
@@ -60,7 +76,10 @@ def add_parser(subparsers) -> None:
         f"(0..{MAX_STRENGTH:g}; default: the model card's, 0 = off)",
     )
     p.add_argument(
-        "--ray", nargs="?", const="", metavar="ADDRESS",
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
         help="run on a Ray cluster (needs colorit[ray]): join the one at ADDRESS, or without it start a local one; "
         "PATH and OUTDIR may then also be object-store URIs (s3://bucket/folder, gs://...)",
     )
@@ -87,7 +106,9 @@ def _images_in(folder: Path, suffixes, outdir: Path, unreadable: list[OSError]) 
         subdirectories[:] = sorted(
             d for d in subdirectories if not d.startswith(".") and Path(directory, d).resolve() != outdir
         )
-        found += [Path(directory, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in suffixes]
+        found += [
+            Path(directory, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in suffixes
+        ]
     return found
 
 

@@ -31,10 +31,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--out", type=Path, required=True, metavar="DIR", help="corpus folder to create or complete")
     build.add_argument(
-        "--cache", type=Path, metavar="DIR", help="where .deb files are kept and unpacked (default ~/.cache/colorit/debs)"
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="where .deb files are kept and unpacked (default ~/.cache/colorit/debs)",
     )
     build.add_argument(
-        "--unpacked", type=Path, metavar="DIR", help="packages already unpacked, DIR/PACKAGE/usr/...: nothing is downloaded"
+        "--unpacked",
+        type=Path,
+        metavar="DIR",
+        help="packages already unpacked, DIR/PACKAGE/usr/...: nothing is downloaded",
     )
     build.add_argument(
         "--packages",
@@ -47,9 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--seed", type=int, default=0, help="changes which pictures go to validation (default 0)")
     build.add_argument(
-        "--min-side", type=positive_int, default=256, help="smallest shorter side kept, in pixels (default 256; 128 adds more)"
+        "--min-side",
+        type=positive_int,
+        default=256,
+        help="smallest shorter side kept, in pixels (default 256; 128 adds more)",
     )
-    build.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    build.add_argument(
+        "--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)"
+    )
     build.set_defaults(run=run)
     sheet = verbs.add_parser(
         "sheet",

@@ -20,22 +20,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, metavar="DIR", help="folder of colour images (recursive)")
     p.add_argument(
-        "--model", action="extend", nargs="+", metavar="NAME", help="bundled model name or .onnx path (default: all bundled)"
+        "--model",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="bundled model name or .onnx path (default: all bundled)",
     )
     p.add_argument("--json", metavar="FILE", help="write the per-image numbers and the summary tables here")
     p.add_argument("--render-size", type=positive_int, help="working size of the network (default: each model's)")
     p.add_argument(
-        "--eval-size", type=positive_int, default=512, help="longer side images are shrunk to first (default: %(default)s)"
+        "--eval-size",
+        type=positive_int,
+        default=512,
+        help="longer side images are shrunk to first (default: %(default)s)",
     )
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
-    p.add_argument("--hints", type=hint_counts, metavar="N,N,...", help="also simulate N hints per image, e.g. 0,1,2,5,10,20,50")
+    p.add_argument(
+        "--hints", type=hint_counts, metavar="N,N,...", help="also simulate N hints per image, e.g. 0,1,2,5,10,20,50"
+    )
     p.add_argument(
         "--no-hint-propagation",
         dest="hint_propagation",
         action="store_false",
         help="with --hints: leave the hints to the network alone, without the bilateral propagation",
     )
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the hint simulation (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the hint simulation (default: %(default)s)"
+    )
     p.add_argument(
         "--reference",
         metavar="self|DIR|FILE",

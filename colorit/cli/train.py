@@ -10,9 +10,12 @@ from colorit.cli import training_module
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model on a folder of images (recursively); run under torchrun for DDP",
-                       description="Train `default` or `seed-ae`. DIR may be a corpus from `colorit corpus build` "
-                                   "(train/ and val/) or any folder of images.")
+    p = sub.add_parser(
+        "train",
+        help="train a model on a folder of images (recursively); run under torchrun for DDP",
+        description="Train `default` or `seed-ae`. DIR may be a corpus from `colorit corpus build` "
+        "(train/ and val/) or any folder of images.",
+    )
     p.add_argument("--data", required=True, metavar="DIR", help="folder of colour images (recursive)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoints (last.pt, best.pt)")
     p.add_argument("--model", choices=["default", "seed-ae"], default="default")
@@ -28,17 +31,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     recipe = p.add_argument_group("recipe (defaults: the one the ablation in the README chose)")
-    recipe.add_argument("--encoder", choices=["frozen", "partial", "finetune"], default="frozen",
-                        help="the ImageNet encoder's weights: kept, kept up to stride 16, or trained")
-    recipe.add_argument("--bn-stats", choices=["frozen", "updated"], default="frozen",
-                        help="the encoder's BatchNorm statistics: kept from ImageNet or updated")
-    recipe.add_argument("--encoder-lr-scale", type=float, default=0.3, help="learning-rate factor of trained encoder weights")
+    recipe.add_argument(
+        "--encoder",
+        choices=["frozen", "partial", "finetune"],
+        default="frozen",
+        help="the ImageNet encoder's weights: kept, kept up to stride 16, or trained",
+    )
+    recipe.add_argument(
+        "--bn-stats",
+        choices=["frozen", "updated"],
+        default="frozen",
+        help="the encoder's BatchNorm statistics: kept from ImageNet or updated",
+    )
+    recipe.add_argument(
+        "--encoder-lr-scale", type=float, default=0.3, help="learning-rate factor of trained encoder weights"
+    )
     recipe.add_argument("--rebalance", type=float, default=0.5, help="class rebalancing mix: 0 full, 1 none")
-    recipe.add_argument("--regression-weight", type=float, default=0.0, help="weight of a smooth-L1 term on the mean colour")
+    recipe.add_argument(
+        "--regression-weight", type=float, default=0.0, help="weight of a smooth-L1 term on the mean colour"
+    )
     recipe.add_argument("--hint-weight", type=float, default=4.0, help="extra loss weight at and around hints")
-    recipe.add_argument("--cutout-probability", type=float, default=0.5,
-                        help="share of crops with a photo cut-out (DATA/cutouts) pasted on")
-    recipe.add_argument("--min-scale", type=float, default=0.35, help="smallest crop, as a fraction of the shorter side")
+    recipe.add_argument(
+        "--cutout-probability",
+        type=float,
+        default=0.5,
+        help="share of crops with a photo cut-out (DATA/cutouts) pasted on",
+    )
+    recipe.add_argument(
+        "--min-scale", type=float, default=0.35, help="smallest crop, as a fraction of the shorter side"
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(run=run)
 

@@ -255,8 +255,11 @@ async def body_chunks(request: Request, timeouts: UploadTimeouts):
         except StopAsyncIteration:
             return
         except asyncio.TimeoutError:
-            detail = (f"upload not complete within {timeouts.total_s:g} s" if loop.time() >= deadline
-                      else f"upload stalled: nothing received for {timeouts.idle_s:g} s")
+            detail = (
+                f"upload not complete within {timeouts.total_s:g} s"
+                if loop.time() >= deadline
+                else f"upload stalled: nothing received for {timeouts.idle_s:g} s"
+            )
             raise ApiError(408, "request_timeout", detail) from None
         except ClientDisconnect:
             raise ClientGone from None

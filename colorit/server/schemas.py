@@ -55,7 +55,9 @@ class ColorizeOptions(BaseModel):
 class ColorizeForm(ColorizeOptions):
     """The whole multipart/form-data body of POST /api/colorize, as the OpenAPI document shows it."""
 
-    file: bytes = Field(description="the image: PNG, JPEG, WebP, TIFF, BMP, GIF or PPM", json_schema_extra={"format": "binary"})
+    file: bytes = Field(
+        description="the image: PNG, JPEG, WebP, TIFF, BMP, GIF or PPM", json_schema_extra={"format": "binary"}
+    )
     reference: list[bytes] | None = Field(
         default=None,
         description="optional colour photo(s) to take colours from (repeat the field for up to 4): the colours of "

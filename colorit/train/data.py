@@ -59,8 +59,9 @@ class _DecodeDataset(torch.utils.data.Dataset):
 
 def load_images(paths: list[Path], max_side: int, workers: int = 2, mode: str = "RGB") -> list[torch.Tensor]:
     """Decode every image once (uint8 [C, H, W] in Pillow's mode, longer side <= max_side), in parallel."""
-    loader = torch.utils.data.DataLoader(_DecodeDataset(paths, max_side, mode), batch_size=None,
-                                         num_workers=workers, shuffle=False)
+    loader = torch.utils.data.DataLoader(
+        _DecodeDataset(paths, max_side, mode), batch_size=None, num_workers=workers, shuffle=False
+    )
     return [img for img in loader if img.shape[1] >= 32 and img.shape[2] >= 32]
 
 
@@ -79,8 +80,14 @@ class CropSampler:
     """Random crops at several scales, horizontal flips and small rotations, visiting the images in a
     new random order every epoch. Deterministic under the generator's seed."""
 
-    def __init__(self, images: list[torch.Tensor], device: torch.device, seed: int,
-                 min_scale: float = 0.35, max_rotation_deg: float = 10.0):
+    def __init__(
+        self,
+        images: list[torch.Tensor],
+        device: torch.device,
+        seed: int,
+        min_scale: float = 0.35,
+        max_rotation_deg: float = 10.0,
+    ):
         pixels, self.sizes = _padded_stack(images)
         self.pixels = pixels.to(device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -141,8 +148,13 @@ class CutoutCompositor:
     the given probability, its longer side spanning a random 30-80 % of the crop, at a random place,
     maybe mirrored; one grid_sample for the batch, as CropSampler does."""
 
-    def __init__(self, cutouts: list[torch.Tensor], device: torch.device, probability: float = 0.5,
-                 scale: tuple[float, float] = (0.3, 0.8)):
+    def __init__(
+        self,
+        cutouts: list[torch.Tensor],
+        device: torch.device,
+        probability: float = 0.5,
+        scale: tuple[float, float] = (0.3, 0.8),
+    ):
         pixels, self.sizes = _padded_stack(cutouts)
         self.pixels = pixels.to(device)  # [K, 4, H, W] RGBA
         self.probability, self.scale = probability, scale
@@ -178,9 +190,9 @@ class CutoutCompositor:
         return out
 
 
-_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
-                            [0.212671, 0.715160, 0.072169],
-                            [0.019334, 0.119193, 0.950227]])
+_RGB_TO_XYZ = torch.tensor(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 _WHITE_D65 = torch.tensor([0.950456, 1.0, 1.088754])
 
 
@@ -192,8 +204,9 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
 
 
-def simulate_hints(ab: torch.Tensor, generator: torch.Generator, p_none: float = 0.5,
-                   p_stop: float = 1 / 8, max_points: int = 32) -> torch.Tensor:
+def simulate_hints(
+    ab: torch.Tensor, generator: torch.Generator, p_none: float = 0.5, p_stop: float = 1 / 8, max_points: int = 32
+) -> torch.Tensor:
     """User hints as Zhang et al. 2017 simulate them: per sample, no hints with probability p_none,
     else a geometric number of points, each a square patch of side 1..9 px around a Gaussian-drawn
     location, valued with the mean ground-truth ab inside it. Returns [N, 3, H, W]: a/110, b/110, mask."""
@@ -221,8 +234,11 @@ def simulate_hints(ab: torch.Tensor, generator: torch.Generator, p_none: float =
     means = ((corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)) / area).float()
     rows = torch.arange(height, device=device)
     cols = torch.arange(width, device=device)
-    inside = (((rows >= y0[..., None]) & (rows < y1[..., None]))[..., :, None]
-              & ((cols >= x0[..., None]) & (cols < x1[..., None]))[..., None, :] & active[..., None, None])
+    inside = (
+        ((rows >= y0[..., None]) & (rows < y1[..., None]))[..., :, None]
+        & ((cols >= x0[..., None]) & (cols < x1[..., None]))[..., None, :]
+        & active[..., None, None]
+    )
     # Where patches overlap the later one wins, as if the user painted over the earlier one.
     order = torch.arange(1, max_points + 1, device=device).view(1, -1, 1, 1)
     winner = (inside * order).amax(1)  # [N, H, W], 0 = no hint

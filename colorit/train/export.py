@@ -21,10 +21,10 @@ from colorit.train.model_seed_ae import SeedAutoencoder
 
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder (decoder 128/64/64), "
-               "input L + ab hint map + hint mask, 261-bin ab classification at 1/4 resolution with class "
-               "rebalancing, annealed-mean decoding, per-pixel confidence (1 - normalised entropy)",
+    "input L + ab hint map + hint mask, 261-bin ab classification at 1/4 resolution with class "
+    "rebalancing, annealed-mean decoding, per-pixel confidence (1 - normalised entropy)",
     "seed-ae": "ColorIt's original autoencoder: 8 conv encoder (64s2,128,128s2,256,256s2,512,512,256), "
-               "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
+    "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
 }
 PARITY_TOLERANCE = 1e-4
 AB_SCALE = 110.0  # the ONNX output is ab / 110 (docs/ARCHITECTURE.md)
@@ -54,8 +54,11 @@ def load_network(checkpoint: Path, temperature: float | None = None) -> tuple[to
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
     name = state["config"]["model"]
     net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
-    weights = {k.removeprefix("net."): v.float() if v.is_floating_point() else v
-               for k, v in state["objective"].items() if k.startswith("net.")}
+    weights = {
+        k.removeprefix("net."): v.float() if v.is_floating_point() else v
+        for k, v in state["objective"].items()
+        if k.startswith("net.")
+    }
     net.load_state_dict(weights, strict=True)
     if temperature is not None and isinstance(net, ColorUNet):
         net.temperature.fill_(temperature)
@@ -81,8 +84,16 @@ def export_onnx(net: torch.nn.Module, path: Path) -> None:
     tmp = path.with_suffix(".onnx.tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
     names = output_names(net)
-    torch.onnx.export(NormalisedOutput(net).eval(), (dummy,), str(tmp), input_names=["input"], output_names=names,
-                      dynamic_axes={name: axes for name in ["input", *names]}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        NormalisedOutput(net).eval(),
+        (dummy,),
+        str(tmp),
+        input_names=["input"],
+        output_names=names,
+        dynamic_axes={name: axes for name in ["input", *names]},
+        opset_version=17,
+        dynamo=False,
+    )
     os.replace(tmp, path)
 
 
@@ -117,16 +128,35 @@ def corpus_counts(data_dir: Path) -> dict:
     with manifest.open(newline="") as f:
         rows = list(csv.DictReader(f))
     counts = Counter((row["package"], row["split"]) for row in rows)
-    return {package: {split: counts[(package, split)] for split in SPLITS if counts[(package, split)]}
-            for package in sorted({row["package"] for row in rows})}
+    return {
+        package: {split: counts[(package, split)] for split in SPLITS if counts[(package, split)]}
+        for package in sorted({row["package"] for row in rows})
+    }
 
 
-RECIPE_KEYS = ("encoder", "bn_stats", "encoder_lr_scale", "rebalance", "regression_weight", "hint_weight",
-               "cutout_probability", "min_scale", "lr", "seed")
+RECIPE_KEYS = (
+    "encoder",
+    "bn_stats",
+    "encoder_lr_scale",
+    "rebalance",
+    "regression_weight",
+    "hint_weight",
+    "cutout_probability",
+    "min_scale",
+    "lr",
+    "seed",
+)
 
 
-def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_diff: float, render_size: int,
-               unsure_grey_strength: float | None = None) -> dict:
+def write_card(
+    net: torch.nn.Module,
+    state: dict,
+    name: str,
+    path: Path,
+    max_diff: float,
+    render_size: int,
+    unsure_grey_strength: float | None = None,
+) -> dict:
     cfg = state["config"]
     card = {
         "name": name,
@@ -144,10 +174,13 @@ def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_dif
         "training": {
             "data": Path(cfg["data"]).name,
             "images_per_package": corpus_counts(Path(cfg["data"])),
-            "crop": cfg["crop"], "batch_per_process": cfg["batch"], "processes": state.get("world_size", 1),
+            "crop": cfg["crop"],
+            "batch_per_process": cfg["batch"],
+            "processes": state.get("world_size", 1),
             "recipe": {key: cfg[key] for key in RECIPE_KEYS if key in cfg},
             "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
-            "steps": state["step"], "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
+            "steps": state["step"],
+            "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
             "hardware": state.get("hardware", "unknown"),
             "selected_validation": state["history"][-1] if state["history"] else None,
         },
@@ -159,8 +192,15 @@ def write_card(net: torch.nn.Module, state: dict, name: str, path: Path, max_dif
     return card
 
 
-def export(checkpoint: Path, name: str, out_dir: Path, parity_image: Path, temperature: float | None = None,
-           render_size: int = 384, unsure_grey_strength: float | None = None) -> dict:
+def export(
+    checkpoint: Path,
+    name: str,
+    out_dir: Path,
+    parity_image: Path,
+    temperature: float | None = None,
+    render_size: int = 384,
+    unsure_grey_strength: float | None = None,
+) -> dict:
     """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree."""
     net, state = load_network(checkpoint, temperature)
     out_dir.mkdir(parents=True, exist_ok=True)

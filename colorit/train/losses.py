@@ -46,9 +46,14 @@ def hint_neighbourhood(hint_mask: torch.Tensor, size: tuple[int, int], reach: in
     return F.max_pool2d(hinted, 2 * reach + 1, stride=1, padding=reach)[:, 0]
 
 
-def classification_loss(logits: torch.Tensor, ab: torch.Tensor, sample_weight: torch.Tensor,
-                        bins: torch.Tensor, class_weight: torch.Tensor,
-                        pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor,
+    ab: torch.Tensor,
+    sample_weight: torch.Tensor,
+    bins: torch.Tensor,
+    class_weight: torch.Tensor,
+    pixel_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Rebalanced cross-entropy against soft-encoded targets; logits may be smaller than ab (pooled to fit).
     pixel_weight [N, h, w] (at the logits' size) multiplies the weights, e.g. to stress hinted regions."""
     target = F.adaptive_avg_pool2d(ab, logits.shape[-2:])
@@ -61,8 +66,9 @@ def classification_loss(logits: torch.Tensor, ab: torch.Tensor, sample_weight: t
     return (nll * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
-def expected_ab_loss(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor,
-                     sample_weight: torch.Tensor) -> torch.Tensor:
+def expected_ab_loss(
+    logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, sample_weight: torch.Tensor
+) -> torch.Tensor:
     """Smooth L1 (in ab/110 units) between the distribution's mean and the pooled target: a regression
     term that pulls probability mass off colours far from the truth, which cross-entropy alone does not."""
     target = F.adaptive_avg_pool2d(ab, logits.shape[-2:])

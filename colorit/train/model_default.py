@@ -17,8 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 # EfficientNet-Lite0 stages: (kernel, stride, expansion, out channels, blocks). No squeeze-excitation.
-LITE0_STAGES = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
-                (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)]
+LITE0_STAGES = [
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+]
 # Index of the last block at strides 4, 8, 16, 32: the U-Net's skip connections.
 SKIP_BLOCKS = (2, 4, 10, 15)
 BN_EPS = 1e-3  # the TensorFlow checkpoint's value; 1e-5 shifts every activation
@@ -105,8 +112,13 @@ class DecoderBlock(nn.Module):
     def __init__(self, cin: int, cskip: int, cout: int):
         super().__init__()
         self.convs = nn.Sequential(
-            nn.Conv2d(cin + cskip, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            nn.Conv2d(cin + cskip, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -80,8 +80,13 @@ def build_model(name: str) -> nn.Module:
 class Objective(nn.Module):
     """Network plus its loss in one forward, so DistributedDataParallel sees the whole step."""
 
-    def __init__(self, net: nn.Module, class_weight: torch.Tensor | None, hint_weight: float = 0.0,
-                 regression_weight: float = 0.0):
+    def __init__(
+        self,
+        net: nn.Module,
+        class_weight: torch.Tensor | None,
+        hint_weight: float = 0.0,
+        regression_weight: float = 0.0,
+    ):
         super().__init__()
         self.net = net
         self.hint_weight, self.regression_weight = hint_weight, regression_weight
@@ -167,7 +172,7 @@ def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_cha
     net.eval()
     losses, errors, saturated, pred_chroma, true_chroma = [], [], [], [], []
     for start in range(0, len(crops), 16):
-        net_input, ab, weight = make_batch(crops[start:start + 16], None, hint_channels)
+        net_input, ab, weight = make_batch(crops[start : start + 16], None, hint_channels)
         losses.append(objective(net_input, ab, torch.ones_like(weight)).item())
         pred = net(net_input).float()
         err = (pred - ab).norm(dim=1).flatten()
@@ -184,8 +189,12 @@ def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_cha
         counts = torch.bincount(e.ceil().clamp(max=151).long(), minlength=152)
         return 100 * (counts.cumsum(0)[:151].double() / len(e)).mean().item()
 
-    return {"val_loss": sum(losses) / len(losses), "auc": auc(torch.cat(errors)),
-            "saturated_auc": auc(torch.cat(saturated)), "chroma_ratio": sum(pred_chroma) / max(sum(true_chroma), 1e-6)}
+    return {
+        "val_loss": sum(losses) / len(losses),
+        "auc": auc(torch.cat(errors)),
+        "saturated_auc": auc(torch.cat(saturated)),
+        "chroma_ratio": sum(pred_chroma) / max(sum(true_chroma), 1e-6),
+    }
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -205,8 +214,12 @@ def train(cfg: TrainConfig) -> Path:
     train_paths = find_images(dirs.train)
     if not train_paths:
         raise ValueError(f"{dirs.train}: no images found")
-    sampler = CropSampler(load_images(train_paths, cfg.max_side, cfg.workers), device, seed=cfg.seed * 1000 + rank,
-                          min_scale=cfg.min_scale)
+    sampler = CropSampler(
+        load_images(train_paths, cfg.max_side, cfg.workers),
+        device,
+        seed=cfg.seed * 1000 + rank,
+        min_scale=cfg.min_scale,
+    )
     cutout_paths = find_images(dirs.cutouts) if dirs.cutouts is not None and cfg.cutout_probability else []
     compositor = None
     if cutout_paths:
@@ -217,7 +230,9 @@ def train(cfg: TrainConfig) -> Path:
         paths = find_images(folder) if folder is not None else []
         if not paths:
             return None
-        return CropSampler(load_images(paths, cfg.max_side, cfg.workers), device, seed=cfg.seed).center_crops(cfg.val_crop)
+        return CropSampler(load_images(paths, cfg.max_side, cfg.workers), device, seed=cfg.seed).center_crops(
+            cfg.val_crop
+        )
 
     val_crops, photo_crops = fixed_crops(dirs.val), fixed_crops(dirs.photo_val)
     hint_generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
@@ -250,8 +265,12 @@ def train(cfg: TrainConfig) -> Path:
             print(f"colorit train: resumed from {last_path} at step {step} ({elapsed / 60:.1f} min)")
     model = objective
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        model = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
     def progress_of(step_now: int, seconds: float) -> float:
         fractions = [step_now / cfg.steps if cfg.steps else 0.0, seconds / (cfg.minutes * 60) if cfg.minutes else 0.0]
@@ -269,10 +288,19 @@ def train(cfg: TrainConfig) -> Path:
             gathered = [rngs]
         if rank != 0:
             return
-        state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                 "elapsed": elapsed, "best_score": best_score, "history": history, "config": asdict(cfg),
-                 "sampler_rng": [g[0] for g in gathered], "hint_rng": [g[1] for g in gathered],
-                 "world_size": world, "hardware": hardware_description(device)}
+        state = {
+            "objective": objective.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "elapsed": elapsed,
+            "best_score": best_score,
+            "history": history,
+            "config": asdict(cfg),
+            "sampler_rng": [g[0] for g in gathered],
+            "hint_rng": [g[1] for g in gathered],
+            "world_size": world,
+            "hardware": hardware_description(device),
+        }
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)

@@ -425,6 +425,11 @@ def test_slow_uploads_do_not_lock_others_out(grey_png):
 
 
 def test_a_client_that_hangs_up_drops_its_job_without_a_traceback(monkeypatch, caplog, grey_png):
+    # A server started earlier in the session with uvicorn's own logging config (a log level, no
+    # propagation to the root logger where caplog listens) must not hide this server's records.
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        caplog.set_level(logging.INFO, logger=name)
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
     caplog.set_level(logging.INFO)
     inside, release = threading.Event(), threading.Event()
     calls = []
@@ -466,13 +471,14 @@ def test_a_client_that_hangs_up_drops_its_job_without_a_traceback(monkeypatch, c
             release.set()
         assert first.result(timeout=120).status_code == 200
     assert calls == ["first.png"]
-    # only the first was answered (uvicorn logs no answer to a closed connection), and nothing failed
+    # the first was answered, and nothing failed: no 5xx, no traceback (whether uvicorn logs an access
+    # line for a connection that closed before its answer depends on timing)
     answered = [
         record.args[4]
         for record in caplog.records
         if record.name == "uvicorn.access" and record.args[2] == "/api/colorize"
     ]
-    assert answered == [200]
+    assert 200 in answered and set(answered) == {200}
     assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
 
 

@@ -21,6 +21,14 @@ SIZE_MULTIPLE = 32  # the networks downsample by 32: H and W must be multiples o
 CONFIDENCE_OUTPUT = "confidence"
 
 
+def _padded_L(L_work: np.ndarray) -> np.ndarray:
+    """L (HxW, 0..100) as every bundled network takes it: L / 50 - 1, padded by reflection up to
+    multiples of 32 (the caller crops the output back)."""
+    height, width = L_work.shape
+    pad = ((0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE))
+    return np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
+
+
 def _ort_session(path: Path, threads: int):
     import onnxruntime as ort
 
@@ -74,8 +82,7 @@ class ModelSession:
         height, width = L_work.shape
         if hint_channels is not None and not self.accepts_hints:
             raise HintError(f"model {self.name}: takes no hints (use a model with accepts_hints, e.g. 'default')")
-        pad = ((0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE))
-        L_input = np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
+        L_input = _padded_L(L_work)
         net_input = np.zeros((1, self.input_channels) + L_input.shape, dtype=np.float32)
         net_input[0, 0] = L_input
         if hint_channels is not None:
@@ -101,9 +108,7 @@ class FeatureSession:
     def features(self, L_work: np.ndarray) -> np.ndarray:
         """L (HxW, 0..100) -> [ceil(H / 8), ceil(W / 8), C] float32, each position of unit length."""
         height, width = L_work.shape
-        pad = ((0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE))
-        L_input = np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
-        maps = self._session.run(None, {"input": L_input[None, None]})[0][0]
+        maps = self._session.run(None, {"input": _padded_L(L_work)[None, None]})[0][0]
         grid = (-(-height // self.stride), -(-width // self.stride))
         return np.ascontiguousarray(maps[:, : grid[0], : grid[1]].transpose(1, 2, 0))
 

@@ -206,10 +206,10 @@ def _run_parallel(jobs: list[Job], settings: Settings, workers: int):
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    # spawn, not fork: a forked copy of a process that runs threads (tqdm's monitor, ONNX Runtime
-    # pools) can deadlock on a lock some thread held at the fork.
     from colorit.cli.processes import start_worker
 
+    # spawn, not fork: a forked copy of a process that runs threads (tqdm's monitor, ONNX Runtime
+    # pools) can deadlock on a lock some thread held at the fork.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=start_worker) as pool:
         futures = {pool.submit(_colorize_file, job, settings): job for job in jobs}

@@ -69,13 +69,15 @@ def input_channels(net: torch.nn.Module) -> int:
     return 4 if isinstance(net, ColorUNet) else 1
 
 
-def network_input(image_path: Path, channels: int, size: int = 256) -> torch.Tensor:
-    """A real photo as the network sees it: L/50-1 (and empty hint channels) at size x size."""
+def network_input(image_path: Path, channels: int, size: int | tuple[int, int] = 256) -> torch.Tensor:
+    """A real photo as the network sees it: L/50-1 (and empty hint channels), resized to size x size
+    or to (width, height)."""
+    width, height = (size, size) if isinstance(size, int) else size
     with Image.open(image_path) as im:
-        rgb = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32) / 255
+        rgb = np.asarray(im.convert("RGB").resize((width, height), Image.BICUBIC), dtype=np.float32) / 255
     L = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
     x = L / 50 - 1
-    return torch.cat([x, torch.zeros(1, channels - 1, size, size)], 1) if channels > 1 else x
+    return torch.cat([x, torch.zeros(1, channels - 1, height, width)], 1) if channels > 1 else x
 
 
 def export_onnx(net: torch.nn.Module, path: Path) -> None:

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from colorit.train.data import rgb_to_lab
+from colorit.train.export import network_input
 from colorit.train.model_default import SKIP_BLOCKS, EfficientNetLite0, load_pretrained_lite0
 
 # The blocks whose outputs are matched: the last ones at strides 8, 16 and 32.
@@ -57,13 +56,6 @@ class GreyFeatures(torch.nn.Module):
         return torch.cat(maps, 1) / math.sqrt(len(maps))
 
 
-def grey_input(image_path: Path, size: tuple[int, int] = (256, 192)) -> torch.Tensor:
-    """A real photo, greyed and scaled, as the graph takes it."""
-    with Image.open(image_path) as im:
-        rgb = np.asarray(im.convert("RGB").resize(size, Image.BICUBIC), dtype=np.float32) / 255
-    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1] / 50 - 1
-
-
 def export_features(out_dir: Path, parity_image: Path) -> dict:
     """Write features.onnx and its card (kind "features") to out_dir; returns the card."""
     import onnxruntime as ort
@@ -83,7 +75,7 @@ def export_features(out_dir: Path, parity_image: Path) -> dict:
         opset_version=17,
         dynamo=False,
     )
-    x = grey_input(parity_image)
+    x = network_input(parity_image, 1, (256, 192))  # not square: exercises both dynamic axes
     with torch.no_grad():
         expected = net(x).numpy()
     got = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]

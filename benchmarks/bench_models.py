@@ -1,4 +1,5 @@
-"""Training throughput (images/s at 128 and 256 px, PyTorch on the CPU) and ONNX Runtime inference
+"""Training throughput (images/s at 128 and 256 px, PyTorch on the CPU, with the committed recipe's
+frozen encoder left frozen) and ONNX Runtime inference
 time (256 and 512 px, batch 1) for both bundled models on this machine.
 
     python benchmarks/bench_models.py [--previous OLD.onnx]   # writes benchmarks/results/models.json
@@ -26,7 +27,7 @@ from skimage import data as skdata
 
 from colorit.session import MODELS_DIR, cpu_count
 from colorit.train.data import make_batch
-from colorit.train.train import Objective, build_model
+from colorit.train.train import Objective, TrainConfig, build_model, frozen_parameter_names, set_train_mode
 
 RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
 PHOTOS = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
@@ -41,10 +42,15 @@ def photo_batch(size: int, count: int) -> torch.Tensor:
 
 def training_images_per_second(name: str, size: int, batch: int, steps: int) -> float:
     net = build_model(name)
+    recipe = TrainConfig(data="", out="", model=name)
+    frozen = frozen_parameter_names(net, recipe.encoder)
+    for parameter_name, parameter in net.named_parameters():
+        parameter.requires_grad_(parameter_name not in frozen)
     hint_channels = name == "default"
-    objective = Objective(net, torch.ones(len(net.ab_bins)) if hint_channels else None)
-    objective = objective.to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4)
+    objective = Objective(net, torch.ones(len(net.ab_bins)) if hint_channels else None, recipe.hint_weight)
+    objective = objective.to(memory_format=torch.channels_last)
+    set_train_mode(net, recipe.bn_stats)
+    optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     rgb = photo_batch(size, batch).contiguous(memory_format=torch.channels_last)
     timings = []

@@ -1,8 +1,8 @@
 """Where the network is unsure: greying its colour there, and its confidence map as an image.
 
 A model that predicts a distribution over ab bins may give, as a second ONNX output `confidence`,
-1 - the normalised entropy of that distribution: 1 where all the mass is on one colour, 0 where it
-is spread evenly over all of them. Where the network is torn between colours (foliage: green or
+1 - the spread of that distribution around its mean relative to the uniform distribution's: 1 where
+all the mass is on one colour, 0 where it is spread as widely as if the network knew nothing. Where the network is torn between colours (foliage: green or
 blue?), the mean is a dull in-between and a mode a coin toss; a muted colour there costs less, by
 eye and by per-pixel error, than a confident wrong one.
 """

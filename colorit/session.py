@@ -17,7 +17,8 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 FEATURES_MODEL = MODELS_DIR / "features" / "lite0-features.onnx"
 DEFAULT_RENDER_SIZE = 384  # used only for an .onnx given by path without a card
 SIZE_MULTIPLE = 32  # the networks downsample by 32: H and W must be multiples of it
-# The optional second output of a model: [N, 1, H, W], 0..1, 1 - the normalised entropy of its ab distribution.
+# The optional second output of a model: [N, 1, H, W], 0..1, 1 where its ab distribution is all on one
+# colour, 0 where it is as spread as the uniform distribution (docs/ARCHITECTURE.md).
 CONFIDENCE_OUTPUT = "confidence"
 
 

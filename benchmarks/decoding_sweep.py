@@ -1,0 +1,110 @@
+"""Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
+advance: export each checkpoint at every annealed-mean temperature, give each export a card per
+grey-where-unsure strength, evaluate all of them on photo-val at the default working size, and keep
+the variant with the highest AuC among those whose saturated AuC is at least grey's + 5 (issue 8's
+floor: colour that is right and does no harm). Without such a variant, the highest saturated AuC.
+
+Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
+       [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
+Needs the training extra (export). Results: benchmarks/results/decoding_sweep.json and .md; the
+chosen variant's files are in --models (NAME-T..-g...onnx/.json), ready to copy into colorit/models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from colorit.evaluate import GREY_BASELINE, evaluate_folder
+from colorit.train.export import export
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARITY_IMAGE = Path(__file__).resolve().parent.parent / "colorit" / "samples" / "astronaut.jpg"
+TEMPERATURES = (0.38, 1.0)
+STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+SATURATED_AUC_MARGIN = 5.0
+METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
+
+
+def export_variants(runs: dict[str, Path], models: Path) -> dict[str, Path]:
+    """variant name -> .onnx path: one ONNX export per (run, temperature); the strength lives in the card."""
+    variants = {}
+    for run, checkpoint in runs.items():
+        for temperature in TEMPERATURES:
+            base = f"{run}-T{temperature:g}"
+            export(checkpoint, base, models, PARITY_IMAGE, temperature, 384, 0.0)
+            card = json.loads((models / f"{base}.json").read_text())
+            for strength in STRENGTHS:
+                name = f"{base}-g{strength:g}"
+                shutil.copyfile(models / f"{base}.onnx", models / f"{name}.onnx")
+                (models / f"{name}.json").write_text(
+                    json.dumps(card | {"name": name, "unsure_grey_strength": strength}, indent=2) + "\n"
+                )
+                variants[name] = models / f"{name}.onnx"
+    return variants
+
+
+def choose(rows: list[dict], variants: dict[str, Path]) -> dict:
+    """The rule in the module docstring, over the exported variants."""
+    grey = next(row for row in rows if row["model"] == GREY_BASELINE)
+    candidates = [row for row in rows if row["model"] in variants]
+    safe = [row for row in candidates if row["saturated_auc"] >= grey["saturated_auc"] + SATURATED_AUC_MARGIN]
+    if safe:
+        return max(safe, key=lambda row: row["auc"])
+    return max(candidates, key=lambda row: row["saturated_auc"])
+
+
+def markdown(rows: list[dict], chosen: str) -> str:
+    lines = [
+        "| variant | PSNR | CIEDE2000 | AuC | sat AuC | hue recall % | left grey % | CF ratio |",
+        "|" + "---|" * 8,
+    ]
+    for row in rows:
+        mark = " (chosen)" if row["model"] == chosen else ""
+        lines.append(
+            f"| {row['model']}{mark} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {row['auc']:.2f} "
+            f"| {row['saturated_auc']:.2f} | {row['hue_recall']:.1f} | {row['grey_share']:.1f} "
+            f"| {row['colourfulness_ratio']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="NAME=CHECKPOINT")
+    parser.add_argument("--data", type=Path, required=True, help="corpus with photo-val/")
+    parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=ONNX", help="rows to show, not to choose")
+    parser.add_argument("--models", type=Path, default=Path(".devdata/decoding-models"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "decoding_sweep.json")
+    args = parser.parse_args()
+    runs = {name: Path(path) for name, _, path in (run.partition("=") for run in args.runs)}
+    variants = export_variants(runs, args.models)
+    compared = [path for _, _, path in (entry.partition("=") for entry in args.compare)]
+    models = [str(path) for path in variants.values()] + compared
+    report = evaluate_folder(args.data / "photo-val", models, progress=False)
+    rows = [{key: row[key] for key in ("model", *METRICS)} for row in report["table"]]
+    for entry in args.compare:  # rows are named by their card: name them as given
+        name, _, path = entry.partition("=")
+        card_name = next(
+            model for model, file in report["model_files"].items() if Path(file).resolve() == Path(path).resolve()
+        )
+        next(row for row in rows if row["model"] == card_name)["model"] = name
+    chosen = choose(rows, variants)
+    result = {
+        "checkpoints": {name: str(path) for name, path in runs.items()},
+        "rule": __doc__.split("\n\n")[0].replace("\n", " "),
+        "chosen": chosen["model"],
+        "rows": rows,
+        "evaluation": {"data": "photo-val", "eval_size": report["eval_size"], "render_size": 384},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(rows, chosen["model"]))
+    print(markdown(rows, chosen["model"]))
+    print(f"chosen: {chosen['model']} ({args.models / chosen['model']}.onnx)")
+
+
+if __name__ == "__main__":
+    main()

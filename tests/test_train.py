@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from colorit.train.losses import (  # noqa: E402
     rebalance_weights,
     regression_loss,
 )
-from colorit.train.model_default import ColorUNet, load_pretrained_lite0, pooled_hints  # noqa: E402
+from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
 from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
 from colorit.train.train import Objective, TrainConfig, selection_score, train  # noqa: E402
 
@@ -254,53 +253,6 @@ def test_encoder_and_its_statistics_stay_frozen_only_when_asked(photo_folder, tm
         assert any(k.endswith("running_mean") for k in changed) and any(k.endswith(".weight") for k in changed)
 
 
-def test_learning_only_hints_keeps_the_automatic_colour_of_the_init_checkpoint(photo_folder, tmp_path):
-    corpus = tmp_path / "corpus"
-    shutil.copytree(photo_folder, corpus)
-    (corpus / "photo-val").mkdir()
-    shutil.copy(corpus / "val" / "rocket.jpg", corpus / "photo-val")
-    start = train(tiny_config(corpus, tmp_path / "start", "default", steps=2))
-    config = tiny_config(corpus, tmp_path / "hints", "default", steps=4)
-    config.init, config.learn, config.lr = str(start), "hints", 1e-2
-    train(config)
-    before, _ = load_network(start)
-    after, _ = load_network(tmp_path / "hints" / "last.pt")
-    hint_inputs = after.hint_input_channels()
-    old, new = before.state_dict(), after.state_dict()
-    moved = {name for name in new if not torch.equal(old[name], new[name])}
-    assert moved and moved <= set(hint_inputs)  # BatchNorm statistics and every other weight stay
-    for name in moved:
-        others = [c for c in range(new[name].shape[1]) if c not in hint_inputs[name]]
-        assert torch.equal(old[name][:, others], new[name][:, others])
-    photo = rgb_batch(64)[:1]
-    lab = train_data.rgb_to_lab(photo)
-    with torch.no_grad():
-        no_hints = torch.cat([lab[:, :1] / 50 - 1, torch.zeros(1, 3, 64, 64)], 1)
-        assert torch.equal(before(no_hints), after(no_hints))
-        hints = train_data.simulate_hints(lab[:, 1:], torch.Generator().manual_seed(0), p_none=0.0)
-        hinted = torch.cat([lab[:, :1] / 50 - 1, hints], 1)
-        assert not torch.equal(before(hinted), after(hinted))
-    # The checkpoint is chosen on photo-val with hints: without them every step scores the same.
-    history = torch.load(tmp_path / "hints" / "last.pt", weights_only=False)["history"]
-    assert all("photo_hinted_auc" in record for record in history)
-    assert len({record["photo_auc"] for record in history}) == 1
-
-
-def test_learning_only_hints_needs_an_init_checkpoint(photo_folder, tmp_path):
-    config = tiny_config(photo_folder, tmp_path, "default", steps=1)
-    config.learn = "hints"
-    with pytest.raises(ValueError, match="--init"):
-        train(config)
-
-
-def test_init_refuses_a_checkpoint_of_another_architecture(photo_folder, tmp_path):
-    seed = train(tiny_config(photo_folder, tmp_path / "seed", "seed-ae", steps=1))
-    config = tiny_config(photo_folder, tmp_path / "default", "default", steps=1)
-    config.init = str(seed)
-    with pytest.raises(ValueError, match="missing"):
-        train(config)
-
-
 def test_cutouts_are_pasted_with_their_alpha():
     cutout = torch.zeros(4, 40, 40, dtype=torch.uint8)
     cutout[0, 10:30, 10:30] = 255  # a red square on transparency
@@ -340,23 +292,6 @@ def test_confidence_is_high_for_one_colour_and_zero_for_all():
     assert uniform.abs().max() < 1e-5
     assert peaked.min() > 0.99
     assert torn.max() < 0.2
-
-
-def test_hints_reach_every_decoder_level_undiluted():
-    x = torch.zeros(1, 4, 64, 64)
-    x[0, 1:, 5:8, 40:42] = torch.tensor([0.4, -0.3, 1.0]).view(3, 1, 1)  # a 3x2 px hint
-    for factor in (4, 8, 16, 32):
-        pooled = pooled_hints(x, factor)
-        assert pooled.shape == (1, 3, 64 // factor, 64 // factor)
-        cell = pooled[0, :, 5 // factor, 40 // factor]
-        assert torch.allclose(cell, torch.tensor([0.4, -0.3, 1.0]), atol=1e-6)
-        assert pooled[0, 2].sum() == 1  # only the hinted cell is marked
-    # The network's colour there moves when a hint is given (its decoder sees it at every level).
-    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
-    with torch.no_grad():
-        without = net(torch.zeros(1, 4, 64, 64))
-        with_hint = net(x)
-    assert (with_hint - without).abs().amax() > 0
 
 
 def test_checkpoint_selection_rule_prefers_photo_validation():

@@ -61,15 +61,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--min-scale", type=float, default=0.35, help="smallest crop, as a fraction of the shorter side"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument(
-        "--init", default="", metavar="CHECKPOINT", help="start from this checkpoint's weights (default model)"
-    )
-    p.add_argument(
-        "--learn",
-        choices=["all", "hints"],
-        default="all",
-        help="hints: only the weights that read the hint inputs learn, so the automatic colour stays --init's",
-    )
     p.set_defaults(run=run)
 
 

@@ -248,14 +248,13 @@ def simulate_hints(
     return torch.cat([hint_ab / 110, mask[:, None].float()], 1)
 
 
-def make_batch(rgb: torch.Tensor, generator: torch.Generator | None, hint_channels: bool, p_none: float = 0.5):
-    """RGB crops -> (network input, target ab, per-sample weight). Nearly grey crops get weight 0.
-    With a generator, hints are simulated (none for a share p_none of the crops); without, none."""
+def make_batch(rgb: torch.Tensor, generator: torch.Generator | None, hint_channels: bool):
+    """RGB crops -> (network input, target ab, per-sample weight). Nearly grey crops get weight 0."""
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1], lab[:, 1:]
     net_input = L / 50 - 1
     if hint_channels:
-        hints = simulate_hints(ab, generator, p_none) if generator is not None else torch.zeros_like(lab)
+        hints = simulate_hints(ab, generator) if generator is not None else torch.zeros_like(lab)
         net_input = torch.cat([net_input, hints], 1)
     weight = (ab.norm(dim=1).mean((1, 2)) >= GREY_CHROMA).float()
     return net_input, ab, weight

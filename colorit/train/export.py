@@ -21,9 +21,9 @@ from colorit.train.model_seed_ae import SeedAutoencoder
 
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder (decoder 128/64/64), "
-    "input L + ab hint map + hint mask (the hints also pooled into every decoder level), 261-bin ab "
-    "classification at 1/4 resolution with class rebalancing, annealed-mean decoding, per-pixel "
-    "confidence (1 - the distribution's spread around its mean over the uniform distribution's)",
+    "input L + ab hint map + hint mask, 261-bin ab classification at 1/4 resolution with class "
+    "rebalancing, annealed-mean decoding, per-pixel confidence (1 - the distribution's spread around "
+    "its mean over the uniform distribution's)",
     "seed-ae": "ColorIt's original autoencoder: 8 conv encoder (64s2,128,128s2,256,256s2,512,512,256), "
     "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
 }
@@ -138,7 +138,6 @@ def corpus_counts(data_dir: Path) -> dict:
 
 
 RECIPE_KEYS = (
-    "learn",
     "encoder",
     "bn_stats",
     "encoder_lr_scale",
@@ -162,18 +161,6 @@ def write_card(
     unsure_grey_strength: float | None = None,
 ) -> dict:
     cfg = state["config"]
-
-    def how_trained(cfg: dict, step: int, elapsed: float) -> dict:
-        return {
-            "crop": cfg["crop"],
-            "batch_per_process": cfg["batch"],
-            "recipe": {key: cfg[key] for key in RECIPE_KEYS if key in cfg},
-            "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
-            "steps": step,
-            "minutes": round(elapsed / 60, 2),  # of the exported (or initial) checkpoint
-        }
-
-    init = state.get("initialised_from")
     card = {
         "name": name,
         "architecture": ARCHITECTURES[cfg["model"]],
@@ -190,13 +177,15 @@ def write_card(
         "training": {
             "data": Path(cfg["data"]).name,
             "images_per_package": corpus_counts(Path(cfg["data"])),
+            "crop": cfg["crop"],
+            "batch_per_process": cfg["batch"],
             "processes": state.get("world_size", 1),
-            **how_trained(cfg, state["step"], state["elapsed"]),
+            "recipe": {key: cfg[key] for key in RECIPE_KEYS if key in cfg},
+            "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
+            "steps": state["step"],
+            "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
             "hardware": state.get("hardware", "unknown"),
             "selected_validation": state["history"][-1] if state["history"] else None,
-            # --init: the checkpoint this run started from, and how that one was trained.
-            "initialised_from": init
-            and {**how_trained(init["config"], init["step"], init["elapsed"]), "hardware": init["hardware"]},
         },
         "validation": None,  # filled by `colorit evaluate --update-cards`
     }

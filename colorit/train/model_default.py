@@ -1,8 +1,7 @@
 """The `default` model: a U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder.
 
 Input: L plus optional user hints (4 channels, as in Zhang et al. 2017: L/50-1, hint a/110, hint b/110,
-hint mask). The hints also reach every decoder level directly, pooled to its resolution, so that the
-network can follow them without their having to pass through the frozen ImageNet encoder. The decoder predicts a distribution over quantised ab bins at a quarter of the input
+hint mask). The decoder predicts a distribution over quantised ab bins at a quarter of the input
 resolution, as Zhang et al. 2016 do (chroma needs less detail than luminance, and a finer head cost
 3x the decoder's time on the CPU); the output is its annealed mean, upsampled to the input size.
 H and W must be multiples of 32.
@@ -125,18 +124,6 @@ class DecoderBlock(nn.Module):
         return self.convs(torch.cat([x, skip], 1))
 
 
-HINT_CHANNELS = 3
-
-
-def pooled_hints(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """The hint channels of the input x at 1/factor resolution: the mean hinted a/110, b/110 of each
-    cell (not diluted by the cell's unhinted pixels) and 1 where a cell holds any hint, else 0."""
-    pooled = F.avg_pool2d(x[:, 1:], factor)  # the hint map is zero outside hints, so these are sums / factor^2
-    coverage = pooled[:, 2:]
-    mean_ab = pooled[:, :2] / coverage.clamp(min=1 / factor**2)
-    return torch.cat([mean_ab, (coverage * factor**2).clamp(max=1)], 1)
-
-
 class ColorUNet(nn.Module):
     """L + hints (4 channels) -> ab. `ab_bins` [Q, 2] are the quantised ab classes."""
 
@@ -151,32 +138,19 @@ class ColorUNet(nn.Module):
             self.stem.weight[:, :1] = encoder._conv_stem.weight.sum(1, keepdim=True)
         self.stem_bn = encoder._bn0
         self.blocks = encoder._blocks
-        hint = HINT_CHANNELS
-        self.up16 = DecoderBlock(320 + hint, 112 + hint, 128)
-        self.up8 = DecoderBlock(128, 40 + hint, 64)
-        self.up4 = DecoderBlock(64, 24 + 1 + hint, 64)  # L and the hints again at quarter size
+        self.up16 = DecoderBlock(320, 112, 128)
+        self.up8 = DecoderBlock(128, 40, 64)
+        self.up4 = DecoderBlock(64, 24 + 4, 64)  # the input again at quarter size: hints stay local
         self.classifier = nn.Conv2d(64, ab_bins.shape[0], 1)
         self.register_buffer("ab_bins", ab_bins.float())
         self.register_buffer("temperature", torch.tensor(float(temperature)))
-        # a, b and a^2 + b^2 of every bin: one MatMul gives the distribution's mean and its spread. A
-        # MatMul, not a ReduceSum: with one, ONNX Runtime's transpose optimizer moves the softmax to
-        # NCHW, which is many times slower.
+        # a, b and a^2 + b^2 of every bin: one MatMul gives the distribution's mean and its spread, with
+        # no second softmax. A MatMul, not a ReduceSum: with one, ONNX Runtime's transpose optimizer
+        # moves the softmax to NCHW, which is many times slower.
         bins = ab_bins.float()
         self.register_buffer("ab_moments", torch.cat([bins, bins.pow(2).sum(1, keepdim=True)], 1), persistent=False)
         # The spread (standard deviation) of the uniform distribution over the bins: knowing nothing.
         self.uniform_spread = (bins - bins.mean(0)).pow(2).sum(1).mean().sqrt().item()
-
-    def hint_input_channels(self) -> dict[str, list[int]]:
-        """Parameter name -> the input channels of that weight that carry hints: the stem's hint a, b and
-        mask, and the pooled hints in each decoder block's first convolution (whose input is the
-        upsampled x, then the skip). Without hints these inputs are zero, so these weights are unused."""
-        h = HINT_CHANNELS
-        return {
-            "stem.weight": [1, 2, 3],
-            "up16.convs.0.weight": [*range(320, 320 + h), *range(320 + h + 112, 320 + h + 112 + h)],
-            "up8.convs.0.weight": list(range(128 + 40, 128 + 40 + h)),
-            "up4.convs.0.weight": list(range(64 + 24 + 1, 64 + 24 + 1 + h)),
-        }
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores over the ab bins at a quarter of the input resolution."""
@@ -187,9 +161,9 @@ class ColorUNet(nn.Module):
             if i in SKIP_BLOCKS:
                 skips.append(h)
         s4, s8, s16, s32 = skips
-        h = self.up16(torch.cat([s32, pooled_hints(x, 32)], 1), torch.cat([s16, pooled_hints(x, 16)], 1))
-        h = self.up8(h, torch.cat([s8, pooled_hints(x, 8)], 1))
-        h = self.up4(h, torch.cat([s4, F.avg_pool2d(x[:, :1], 4), pooled_hints(x, 4)], 1))
+        h = self.up16(s32, s16)
+        h = self.up8(h, s8)
+        h = self.up4(h, torch.cat([s4, F.avg_pool2d(x, 4)], 1))
         return self.classifier(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,6 @@ from colorit.train.model_seed_ae import SeedAutoencoder
 
 MODELS = ("default", "seed-ae")
 ENCODER_MODES = ("frozen", "partial", "finetune")
-# What learns: everything the encoder mode allows, or only the weights that read the hint inputs,
-# which leaves the automatic colour (no hints) exactly as the --init checkpoint gave it.
-LEARN_MODES = ("all", "hints")
 BN_MODES = ("frozen", "updated")
 # "partial": the blocks up to stride 16's first stage keep their ImageNet weights; the rest learn.
 PARTIAL_FROZEN_BLOCKS = 8
@@ -70,8 +67,6 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     resume: bool = False
-    init: str = ""  # a checkpoint whose network weights to start from (load_initial_weights)
-    learn: str = "all"  # all | hints
 
 
 def build_model(name: str) -> nn.Module:
@@ -127,60 +122,9 @@ def frozen_parameter_names(net: nn.Module, encoder: str) -> set[str]:
     return {name for name, _ in net.named_parameters() if name.startswith(prefixes)}
 
 
-def load_initial_weights(net: ColorUNet, checkpoint: Path) -> dict:
-    """Start from a trained checkpoint's network. Tensors of the same shape are copied; a layer that has
-    since gained hint inputs gets the checkpoint's weights on its other inputs and zeros on the hint
-    ones, so that without hints the network computes exactly what the checkpoint's did. Returns how
-    that checkpoint was trained (for the model card)."""
-    checkpoint_state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = checkpoint_state["objective"]
-    hint_inputs = net.hint_input_channels()
-    with torch.no_grad():
-        for name, tensor in net.state_dict().items():
-            old = state.get(f"net.{name}")
-            if old is not None and old.shape == tensor.shape:
-                tensor.copy_(old)
-                continue
-            widened = (
-                name in hint_inputs and old is not None and old.shape[1] + len(hint_inputs[name]) == tensor.shape[1]
-            )
-            if not widened:
-                shape = "missing" if old is None else f"of shape {tuple(old.shape)}"
-                raise ValueError(f"{checkpoint}: {name} is {shape}, the model needs {tuple(tensor.shape)}")
-            kept = [c for c in range(tensor.shape[1]) if c not in hint_inputs[name]]
-            tensor.zero_()
-            tensor[:, kept] = old
-    return {
-        "checkpoint": str(checkpoint),
-        "step": checkpoint_state.get("step"),
-        "elapsed": checkpoint_state.get("elapsed", 0.0),
-        "config": checkpoint_state.get("config", {}),
-        "hardware": checkpoint_state.get("hardware", "unknown"),
-    }
-
-
-def learn_hints_only(net: ColorUNet) -> list[nn.Parameter]:
-    """Freeze all but the hint-input weights (their other input channels get no gradient either);
-    returns the parameters that learn. They must not be decayed: decay would move the frozen channels."""
-    hint_inputs = net.hint_input_channels()
-    learning = []
-    for name, parameter in net.named_parameters():
-        parameter.requires_grad_(name in hint_inputs)
-        if name in hint_inputs:
-            mask = torch.zeros_like(parameter)
-            mask[:, hint_inputs[name]] = 1
-            parameter.register_hook(lambda grad, mask=mask: grad * mask)
-            learning.append(parameter)
-    return learning
-
-
-def set_train_mode(net: nn.Module, bn_stats: str, learn: str = "all") -> None:
+def set_train_mode(net: nn.Module, bn_stats: str) -> None:
     """net.train(), but with the encoder's BatchNorm layers kept in eval mode when their ImageNet
-    statistics are to stay: a few hundred photos would otherwise pull them towards this corpus.
-    When only the hint weights learn, every BatchNorm layer keeps its statistics."""
-    if learn == "hints":
-        net.eval()
-        return
+    statistics are to stay: a few hundred photos would otherwise pull them towards this corpus."""
     net.train()
     if isinstance(net, ColorUNet) and bn_stats == "frozen":
         for module in [net.stem_bn, *net.blocks.modules()]:
@@ -192,10 +136,7 @@ def selection_score(record: dict) -> float:
     """The rule, fixed before training, that picks the checkpoint to export: the highest sum of AuC and
     saturated AuC on photo-val (photos from sources never trained on), i.e. the colour that is right
     and does no harm on unseen photos; without photo-val, the lowest validation loss; without
-    validation, the latest step. When only the hint weights learn, the automatic colour cannot
-    change, so the same sum is taken with simulated hints (photo_hinted_*)."""
-    if "photo_hinted_auc" in record:
-        return record["photo_hinted_auc"] + record["photo_hinted_saturated_auc"]
+    validation, the latest step."""
     if "photo_auc" in record:
         return record["photo_auc"] + record["photo_saturated_auc"]
     if "val_loss" in record:
@@ -224,18 +165,14 @@ def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
 
 
 @torch.no_grad()
-def validate(
-    net: nn.Module, objective: Objective, crops: torch.Tensor, hint_channels: bool, hint_seed: int | None = None
-) -> dict:
-    """Loss and quick colour metrics on fixed validation crops, without hints (the automatic case), or
-    with hints simulated from a generator seeded with hint_seed (the same hints at every validation).
+def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_channels: bool) -> dict:
+    """Loss and quick colour metrics on fixed validation crops, without hints (the automatic case).
     `colorit evaluate` gives the full numbers on the exported model; these track training. Leaves the
     network in eval mode: the caller restores its training mode."""
     net.eval()
-    hints = torch.Generator().manual_seed(hint_seed) if hint_seed is not None else None
     losses, errors, saturated, pred_chroma, true_chroma = [], [], [], [], []
     for start in range(0, len(crops), 16):
-        net_input, ab, weight = make_batch(crops[start : start + 16], hints, hint_channels, p_none=0.0)
+        net_input, ab, weight = make_batch(crops[start : start + 16], None, hint_channels)
         losses.append(objective(net_input, ab, torch.ones_like(weight)).item())
         pred = net(net_input).float()
         err = (pred - ab).norm(dim=1).flatten()
@@ -271,12 +208,8 @@ def train(cfg: TrainConfig) -> Path:
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.encoder not in ENCODER_MODES or cfg.bn_stats not in BN_MODES or cfg.learn not in LEARN_MODES:
-        raise ValueError(
-            f"encoder must be one of {ENCODER_MODES}, bn_stats one of {BN_MODES} and learn one of {LEARN_MODES}"
-        )
-    if cfg.learn == "hints" and (cfg.model != "default" or not cfg.init):
-        raise ValueError("--learn hints needs --model default and --init CHECKPOINT (the automatic colour to keep)")
+    if cfg.encoder not in ENCODER_MODES or cfg.bn_stats not in BN_MODES:
+        raise ValueError(f"encoder must be one of {ENCODER_MODES} and bn_stats one of {BN_MODES}")
     dirs = split_dirs(Path(cfg.data))
     train_paths = find_images(dirs.train)
     if not train_paths:
@@ -305,29 +238,19 @@ def train(cfg: TrainConfig) -> Path:
     hint_generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
 
     net = build_model(cfg.model)
-    initialised_from = None
-    if cfg.init:
-        if not isinstance(net, ColorUNet):
-            raise ValueError("--init is for the default model")
-        initialised_from = load_initial_weights(net, Path(cfg.init))
     hint_channels = isinstance(net, ColorUNet)
     class_weight = _colour_prior(sampler, cfg.crop, net.ab_bins, cfg.rebalance) if hint_channels else None
     objective = Objective(net, class_weight, cfg.hint_weight if hint_channels else 0.0, cfg.regression_weight)
     objective = objective.to(device).to(memory_format=torch.channels_last)
-    if cfg.learn == "hints":
-        groups = [{"params": learn_hints_only(net), "lr_scale": 1.0, "weight_decay": 0.0}]
-    else:
-        frozen = frozen_parameter_names(net, cfg.encoder)
-        encoder_prefixes = ("blocks.", "stem_bn.")
-        groups = [{"params": [], "lr_scale": 1.0}, {"params": [], "lr_scale": cfg.encoder_lr_scale}]
-        for name, parameter in net.named_parameters():
-            if name in frozen:
-                parameter.requires_grad_(False)
-            else:
-                groups[name.startswith(encoder_prefixes)]["params"].append(parameter)
+    frozen = frozen_parameter_names(net, cfg.encoder)
+    encoder_prefixes = ("blocks.", "stem_bn.")
+    groups = [{"params": [], "lr_scale": 1.0}, {"params": [], "lr_scale": cfg.encoder_lr_scale}]
+    for name, parameter in net.named_parameters():
+        if name in frozen:
+            parameter.requires_grad_(False)
+        else:
+            groups[name.startswith(encoder_prefixes)]["params"].append(parameter)
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # Crops without hints teach the hint weights nothing: when only they learn, every crop gets hints.
-    p_none = 0.0 if cfg.learn == "hints" else 0.5
 
     step, elapsed, best_score, history = 0, 0.0, -math.inf, []
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -377,13 +300,12 @@ def train(cfg: TrainConfig) -> Path:
             "hint_rng": [g[1] for g in gathered],
             "world_size": world,
             "hardware": hardware_description(device),
-            "initialised_from": initialised_from,
         }
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
 
-    set_train_mode(net, cfg.bn_stats, cfg.learn)
+    set_train_mode(net, cfg.bn_stats)
     bar = tqdm(total=cfg.steps or None, initial=step, disable=rank != 0, unit="step", dynamic_ncols=True)
     progress = progress_of(step, elapsed)
     window_start, window_images = time.perf_counter(), 0
@@ -397,7 +319,7 @@ def train(cfg: TrainConfig) -> Path:
         if compositor is not None:
             rgb = compositor(rgb, sampler.generator)
         rgb = rgb.contiguous(memory_format=torch.channels_last)
-        net_input, ab, weight = make_batch(rgb, hint_generator, hint_channels, p_none)
+        net_input, ab, weight = make_batch(rgb, hint_generator, hint_channels)
         with amp:
             loss = model(net_input, ab, weight)
         optimizer.zero_grad(set_to_none=True)
@@ -420,10 +342,7 @@ def train(cfg: TrainConfig) -> Path:
             if photo_crops is not None:
                 photo = validate(net, objective, photo_crops, hint_channels)
                 record |= {f"photo_{key}": value for key, value in photo.items()}
-                if cfg.learn == "hints":
-                    hinted = validate(net, objective, photo_crops, hint_channels, hint_seed=cfg.seed)
-                    record |= {f"photo_hinted_{key}": value for key, value in hinted.items()}
-            set_train_mode(net, cfg.bn_stats, cfg.learn)
+            set_train_mode(net, cfg.bn_stats)
             history.append(record)
             if rank == 0:
                 bar.write(json.dumps(record))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from colorit.evaluate import GREY_BASELINE, evaluate_folder
+from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -94,9 +94,7 @@ def main() -> None:
     for name in [GREY_BASELINE, *rows]:
         entry = {"row": name, "description": rows[name][1] if name in rows else "grey (no colour)"}
         for split, report in splits.items():
-            # Rows are named by their card inside a report; match them by file.
-            by_file = {str(Path(path).resolve()): model for model, path in report["model_files"].items()}
-            model = by_file[str(rows[name][0].resolve())] if name in rows else GREY_BASELINE
+            model = model_of_file(report, rows[name][0]) if name in rows else GREY_BASELINE
             summary = next(r for r in report["table"] if r["model"] == model)
             entry[split] = {key: summary.get(key) for key in METRICS}
         table.append(entry)

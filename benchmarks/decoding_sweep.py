@@ -17,7 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
-from colorit.evaluate import GREY_BASELINE, evaluate_folder
+from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -87,9 +87,7 @@ def main() -> None:
     rows = [{key: row[key] for key in ("model", *METRICS)} for row in report["table"]]
     for entry in args.compare:  # rows are named by their card: name them as given
         name, _, path = entry.partition("=")
-        card_name = next(
-            model for model, file in report["model_files"].items() if Path(file).resolve() == Path(path).resolve()
-        )
+        card_name = model_of_file(report, path)
         next(row for row in rows if row["model"] == card_name)["model"] = name
     chosen = choose(rows, variants)
     result = {

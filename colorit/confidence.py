@@ -2,9 +2,10 @@
 
 A model that predicts a distribution over ab bins may give, as a second ONNX output `confidence`,
 1 - the spread of that distribution around its mean relative to the uniform distribution's: 1 where
-all the mass is on one colour, 0 where it is spread as widely as if the network knew nothing. Where the network is torn between colours (foliage: green or
-blue?), the mean is a dull in-between and a mode a coin toss; a muted colour there costs less, by
-eye and by per-pixel error, than a confident wrong one.
+all the mass is on one colour, 0 where it is spread as widely as if the network knew nothing. Where
+the network is torn between colours (foliage: green or blue?), the mean is a dull in-between and a
+mode a coin toss; a muted colour there costs less, by eye and by per-pixel error, than a confident
+wrong one.
 """
 
 from __future__ import annotations

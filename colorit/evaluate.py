@@ -234,6 +234,12 @@ def bundled_model_names() -> list[str]:
     return sorted(path.stem for path in MODELS_DIR.glob("*.onnx"))
 
 
+def model_of_file(report: dict, path: str | os.PathLike) -> str:
+    """The name a report's rows give the model loaded from `path` (rows are named by the model card)."""
+    wanted = Path(path).resolve()
+    return next(name for name, file in report["model_files"].items() if Path(file).resolve() == wanted)
+
+
 def evaluate_folder(
     data_dir: str | os.PathLike,
     model_names: Sequence[str] | None = None,

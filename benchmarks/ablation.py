@@ -25,6 +25,8 @@ TRAINED_ROWS = {
     "recipe": "recipe: encoder and its BatchNorm statistics frozen, rebalancing 0.5, classification + hint weighting, cut-outs",
     "finetune": "encoder fine-tuned (0.3x lr), BatchNorm statistics updated (the previous recipe)",
     "finetune-bn-frozen": "encoder fine-tuned (0.3x lr), BatchNorm statistics frozen",
+    "finetune-bn-frozen-slow": "encoder fine-tuned (0.1x lr), BatchNorm statistics frozen",
+    "recipe-seed1": "the recipe with another seed (data order, crops, hints, decoder init): the noise between runs",
     "partial": "encoder partly frozen (blocks 0-7 kept, 8-15 trained), BatchNorm statistics frozen",
     "regression": "+ smooth-L1 regression term on the distribution's mean (weight 1)",
     "no-rebalance": "no class rebalancing",
@@ -59,15 +61,15 @@ def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
 
 
 def training_summary(runs: Path, row: str) -> dict:
+    """The selected step and the run's curve; a run whose last.pt stayed on a GPU machine
+    (scripts/pack_checkpoints.py --best-only) has its curve up to the selected step only."""
     state = torch.load(runs / row / "best.pt", map_location="cpu", weights_only=True)
-    last = torch.load(runs / row / "last.pt", map_location="cpu", weights_only=True)
-    return {
-        "selected_step": state["step"],
-        "last_step": last["step"],
-        "minutes": round(last["elapsed"] / 60, 1),
-        "epochs": last["history"][-1]["epoch"],
-        "history": last["history"],
-    }
+    summary = {"selected_step": state["step"], "last_step": None, "minutes": None, "epochs": None}
+    if (runs / row / "last.pt").is_file():
+        state = torch.load(runs / row / "last.pt", map_location="cpu", weights_only=True)
+        summary |= {"last_step": state["step"], "minutes": round(state["elapsed"] / 60, 1)}
+        summary["epochs"] = state["history"][-1]["epoch"]
+    return summary | {"history": state["history"]}
 
 
 def main() -> None:
@@ -120,7 +122,7 @@ def markdown(table: list[dict], trained: dict) -> str:
     for entry in table:
         v, p = entry["val"], entry["photo-val"]
         run = trained.get(entry["row"]) or (trained.get("recipe") if entry["row"].startswith("recipe") else None)
-        steps = f"{run['selected_step']} / {run['last_step']}" if run else ""
+        steps = f"{run['selected_step']} / {run['last_step'] or '?'}" if run else ""
 
         def fmt(value, pattern="{:.2f}"):
             return "" if value is None else pattern.format(value)

@@ -23,7 +23,7 @@ from colorit.train.export import export
 RESULTS = Path(__file__).resolve().parent / "results"
 PARITY_IMAGE = Path(__file__).resolve().parent.parent / "colorit" / "samples" / "astronaut.jpg"
 TEMPERATURES = (0.38, 1.0)
-STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 SATURATED_AUC_MARGIN = 5.0
 METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
 

@@ -7,6 +7,8 @@ import argparse
 import csv
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -554,3 +556,33 @@ def test_contact_sheets_show_every_package(tmp_path, capsys):
         assert np.asarray(sheet.convert("L"))[4, 4] > 150
     assert run_cli(["corpus", "sheet", str(tmp_path / "nowhere"), "--out", str(tmp_path / "sheets2")]) == 1
     assert "manifest.csv: cannot read" in capsys.readouterr().err
+
+
+def test_compact_copy_for_a_gpu_machine_shrinks_every_split_and_keeps_cut_out_transparency(tmp_path):
+    fake_packages(tmp_path / "unpacked")
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, report=lambda line: None)
+    (corpus / "cutouts").mkdir(exist_ok=True)
+    cutout = np.zeros((300, 400, 4), np.uint8)
+    cutout[50:250, 100:300] = (200, 40, 30, 255)  # an opaque red object on transparency
+    Image.fromarray(cutout, "RGBA").save(corpus / "cutouts" / "object.png")
+    (corpus / "train" / "broken.jpg").write_bytes(b"not a picture")
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "compact"
+    run = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "compact_corpus.py"), str(corpus), str(out), "--max-side", "128"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert run.stderr.count("\n") == 1 and "broken.jpg: skipped" in run.stderr
+    for split in ("train", "val", "cutouts"):
+        sources = sorted(p.stem for p in (corpus / split).iterdir() if p.name != "broken.jpg")
+        assert sorted(p.stem for p in (out / split).glob("*.webp")) == sources
+        for path in (out / split).glob("*.webp"):
+            with Image.open(path) as img:
+                assert img.format == "WEBP" and max(img.size) <= 128
+    with Image.open(out / "cutouts" / "object.webp") as img:
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+        assert img.mode == "RGBA" and alpha.min() == 0 and alpha.max() == 255
+    assert (out / "manifest.csv").read_bytes() == (corpus / "manifest.csv").read_bytes()

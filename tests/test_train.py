@@ -298,3 +298,42 @@ def test_checkpoint_selection_rule_prefers_photo_validation():
     assert selection_score({"step": 9, "val_loss": 1.0, "photo_auc": 80.0, "photo_saturated_auc": 70.0}) == 150.0
     assert selection_score({"step": 9, "val_loss": 2.0}) > selection_score({"step": 9, "val_loss": 3.0})
     assert selection_score({"step": 9}) > selection_score({"step": 3})
+
+
+def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unpacking(photo_folder, tmp_path):
+    """scripts/pack_checkpoints.py: what comes back from a GPU machine is the trained weights in float16;
+    unpacked, the checkpoint is the original within float16 rounding and exports like any other."""
+    config = tiny_config(photo_folder, tmp_path / "runs" / "recipe", "default", steps=4)
+    config.val_every = 1
+    train(config)
+    original = torch.load(tmp_path / "runs" / "recipe" / "best.pt", weights_only=True)
+    script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts" / "pack_checkpoints.py")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for name, extra in (("packed", []), ("best-only", ["--best-only", "recipe"])):
+        subprocess.run([*script, "pack", str(tmp_path / "runs"), str(tmp_path / name), *extra], check=True, env=env)
+    packed = torch.load(tmp_path / "packed" / "recipe.pt", weights_only=True)
+    assert not any(key.startswith(("net.blocks.", "net.stem_bn.")) for key in packed["best"]["changed"])
+    assert {value.dtype for value in packed["best"]["changed"].values() if value.is_floating_point()} == {torch.float16}
+    assert "optimizer" not in packed["best"]
+    assert (tmp_path / "packed" / "recipe.pt").stat().st_size < (
+        tmp_path / "runs" / "recipe" / "best.pt"
+    ).stat().st_size / 4
+
+    subprocess.run(
+        [*script, "unpack", str(tmp_path / "packed" / "recipe.pt"), str(tmp_path / "back")], check=True, env=env
+    )
+    subprocess.run(
+        [*script, "unpack", str(tmp_path / "best-only" / "recipe.pt"), str(tmp_path / "back-best")], check=True, env=env
+    )
+    restored = torch.load(tmp_path / "back" / "recipe" / "best.pt", weights_only=True)
+    assert restored["step"] == original["step"] and restored["history"] == original["history"]
+    assert restored["objective"].keys() == original["objective"].keys()
+    for key, value in original["objective"].items():
+        assert restored["objective"][key].dtype == value.dtype
+        torch.testing.assert_close(restored["objective"][key], value, rtol=1e-3, atol=1e-3, msg=key)
+    assert (tmp_path / "back" / "recipe" / "last.pt").is_file()
+    assert not (tmp_path / "back-best" / "recipe" / "last.pt").exists()  # it stayed behind
+    card = export(
+        tmp_path / "back" / "recipe" / "best.pt", "back", tmp_path / "models", photo_folder / "val" / "rocket.jpg"
+    )
+    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4 and card["training"]["steps"] == original["step"]

@@ -1,0 +1,63 @@
+"""Copy a corpus made by `colorit corpus build` at a smaller size, as WebP, so that it travels to a
+GPU machine (the device tool carries 64 MiB with the repository).
+
+Usage: python scripts/compact_corpus.py CORPUS OUT [--max-side 512] [--quality 80]
+
+Every image of train/, val/, photo-val/ and cutouts/ is shrunk to --max-side (never enlarged; training
+decodes at most 512 px anyway) and written as OUT/SPLIT/NAME.webp; cut-outs keep their transparency.
+manifest.csv is copied, so a card can still name where each picture came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+SPLITS = ("train", "val", "photo-val", "cutouts")
+
+
+def compact(job: tuple[Path, Path, int, int]) -> int:
+    """Bytes written; 0, with a one-line message, for a picture that cannot be read."""
+    source, target, max_side, quality = job
+    try:
+        with Image.open(source) as im:
+            im = im.convert("RGBA" if target.parent.name == "cutouts" else "RGB")
+            im.thumbnail((max_side, max_side), Image.LANCZOS)
+            im.save(target, "WEBP", quality=quality)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        print(f"compact_corpus: {source}: skipped, {exc}", file=sys.stderr)
+        return 0
+    return target.stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--max-side", type=int, default=512)
+    parser.add_argument("--quality", type=int, default=80)
+    args = parser.parse_args()
+    jobs = []
+    for split in SPLITS:
+        if not (args.corpus / split).is_dir():
+            continue
+        (args.out / split).mkdir(parents=True, exist_ok=True)
+        for source in sorted((args.corpus / split).iterdir()):
+            if source.is_file():
+                target = args.out / split / (source.stem + ".webp")
+                jobs.append((source, target, args.max_side, args.quality))
+    with ProcessPoolExecutor() as pool:
+        total = sum(pool.map(compact, jobs, chunksize=16))
+    if (args.corpus / "manifest.csv").is_file():
+        shutil.copy(args.corpus / "manifest.csv", args.out / "manifest.csv")
+    print(f"{len(jobs)} images, {total / 2**20:.1f} MiB in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,6 @@ from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARITY_IMAGE = Path(__file__).resolve().parent.parent / "colorit" / "samples" / "astronaut.jpg"
 # Trained rows: folder name -> what differs from the recipe (scripts/ablation_train.sh).
 TRAINED_ROWS = {
     "recipe": "recipe: encoder and its BatchNorm statistics frozen, rebalancing 0.5, classification + hint weighting, cut-outs",
@@ -49,13 +48,13 @@ def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
         if row == "recipe":
             for temperature, strength in DECODING_VARIANTS:
                 name = f"recipe-T{temperature:g}-g{strength:g}"
-                export(checkpoint, name, models, PARITY_IMAGE, temperature, 384, strength)
+                export(checkpoint, name, models, temperature=temperature, unsure_grey_strength=strength)
                 rows[name] = (
                     models / f"{name}.onnx",
                     f"{description}; decoding T = {temperature:g}, grey-where-unsure strength {strength:g}",
                 )
         else:
-            export(checkpoint, row, models, PARITY_IMAGE, None, 384, 0.0)
+            export(checkpoint, row, models, unsure_grey_strength=0.0)
             rows[row] = (models / f"{row}.onnx", description)
     return rows
 

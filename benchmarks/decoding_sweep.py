@@ -21,7 +21,6 @@ from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARITY_IMAGE = Path(__file__).resolve().parent.parent / "colorit" / "samples" / "astronaut.jpg"
 TEMPERATURES = (0.38, 1.0)
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 SATURATED_AUC_MARGIN = 5.0
@@ -34,7 +33,7 @@ def export_variants(runs: dict[str, Path], models: Path) -> dict[str, Path]:
     for run, checkpoint in runs.items():
         for temperature in TEMPERATURES:
             base = f"{run}-T{temperature:g}"
-            export(checkpoint, base, models, PARITY_IMAGE, temperature, 384, 0.0)
+            export(checkpoint, base, models, temperature=temperature, unsure_grey_strength=0.0)
             card = json.loads((models / f"{base}.json").read_text())
             for strength in STRENGTHS:
                 name = f"{base}-g{strength:g}"

@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     exporting = training_module("export", "colorit.train.export")
     if exporting is None:
         return 2
-    parity_image = args.parity_image or min((BUNDLED_DIR.parent / "samples").glob("*.[pj][np]g"))
     if not args.checkpoint.is_file():
         print(f"colorit export: {args.checkpoint}: no such checkpoint", file=sys.stderr)
         return 2
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint,
             args.name,
             args.out,
-            parity_image,
+            args.parity_image,
             args.temperature,
             args.render_size,
             args.unsure_grey_strength,

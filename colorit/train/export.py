@@ -28,6 +28,8 @@ ARCHITECTURES = {
     "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
 }
 PARITY_TOLERANCE = 1e-4
+# The photo the ONNX/PyTorch check runs on unless told otherwise: the first bundled sample.
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 AB_SCALE = 110.0  # the ONNX output is ab / 110 (docs/ARCHITECTURE.md)
 
 
@@ -199,17 +201,18 @@ def export(
     checkpoint: Path,
     name: str,
     out_dir: Path,
-    parity_image: Path,
+    parity_image: Path | None = None,
     temperature: float | None = None,
     render_size: int = 384,
     unsure_grey_strength: float | None = None,
 ) -> dict:
-    """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree."""
+    """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree on
+    parity_image (default: the first bundled sample)."""
     net, state = load_network(checkpoint, temperature)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(net, onnx_path)
-    max_diff = parity(net, onnx_path, parity_image)
+    max_diff = parity(net, onnx_path, parity_image or min(SAMPLES_DIR.glob("*.[pj][np]g")))
     if max_diff > PARITY_TOLERANCE:
         onnx_path.unlink()
         raise ValueError(f"{onnx_path}: ONNX output differs from PyTorch by {max_diff:.2e} > {PARITY_TOLERANCE}")

@@ -11,6 +11,7 @@ manifest.csv is copied, so a card can still name where each picture came from.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -18,22 +19,23 @@ from pathlib import Path
 
 from PIL import Image
 
-SPLITS = ("train", "val", "photo-val", "cutouts")
+from colorit.train.corpus import SPLITS, write_atomically
 
 
 def compact(job: tuple[Path, Path, int, int]) -> int:
     """Bytes written; 0, with a one-line message, for a picture that cannot be read."""
     source, target, max_side, quality = job
+    encoded = io.BytesIO()
     try:
         with Image.open(source) as im:
             im = im.convert("RGBA" if target.parent.name == "cutouts" else "RGB")
             im.thumbnail((max_side, max_side), Image.LANCZOS)
-            im.save(target, "WEBP", quality=quality)
+            im.save(encoded, "WEBP", quality=quality)
     except OSError as exc:
-        target.unlink(missing_ok=True)
         print(f"compact_corpus: {source}: skipped, {exc}", file=sys.stderr)
         return 0
-    return target.stat().st_size
+    write_atomically(target, encoded.getvalue())
+    return encoded.tell()
 
 
 def main() -> None:

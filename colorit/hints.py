@@ -182,11 +182,17 @@ def render_hints(hints, full_size: tuple[int, int], work_size: tuple[int, int]) 
 # follows them only weakly; so each hint also pulls the predicted chroma towards its colour with a
 # joint-bilateral weight: near the point, at a similar luminance and where the network predicted a
 # similar colour (the same object, as likely as not), fading to nothing elsewhere. At the point
-# itself the colour is the hint's. The three sigmas were tuned together on 15 validation images with
-# 10 simulated hints (PSNR), before the hint curve was measured on the whole split.
-SPREAD_FRACTION = 0.3  # spatial sigma, a fraction of the working image's longer side
+# itself the colour is the hint's. The luminance and colour sigmas were tuned on 15 validation
+# images with 10 simulated hints (PSNR); the spatial sigma and FULL_PULL_WEIGHT were then chosen by
+# benchmarks/hint_propagation_sweep.py (10 hints on val, among settings where a hint stays local).
+SPREAD_FRACTION = 0.2  # spatial sigma, a fraction of the working image's longer side
 LUMINANCE_SIGMA = 20.0  # L units
 PREDICTED_AB_SIGMA = 10.0  # ab units
+# A pixel takes the whole (weighted mean) pull of the hints that reach it once their summed weight
+# reaches FULL_PULL_WEIGHT, and a share in proportion below it, so that pixels no hint reaches keep
+# the network's colour. At 1 the rest of a hinted object kept much of its wrong colour (a weight of
+# 0.3 moved it 30 % of the way).
+FULL_PULL_WEIGHT = 0.1
 
 
 def propagate_hints(
@@ -218,4 +224,4 @@ def propagate_hints(
         total_weight += weight
         total_pull += weight * shortfall[:, None, None]
     # Where hints overlap, their pulls are averaged rather than added.
-    ab += total_pull / np.maximum(total_weight, 1.0)
+    ab += total_pull / np.maximum(total_weight, FULL_PULL_WEIGHT)

@@ -7,7 +7,7 @@ from conftest import grey_of, photo_rgb
 
 from colorit.color import lab_planes_to_rgb, luminance_L, srgb_to_linear
 from colorit.errors import HintError
-from colorit.hints import AB_SCALE, Hint, parse_hints, render_hints
+from colorit.hints import AB_SCALE, Hint, parse_hints, propagate_hints, render_hints
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,20 @@ def test_render_edge_hint_lands_on_the_last_pixel_and_later_hints_win():
 
 def test_render_without_hints_is_all_zero():
     assert not render_hints([], (30, 20), (15, 10)).any()
+
+
+def test_a_hint_recolours_its_whole_object_within_reach_and_leaves_other_objects():
+    """A tree predicted blue on the left, a red roof on the right: a green hint on the tree turns the
+    tree green 20 px away (one spatial sigma), not only a fraction of the way, and leaves the roof."""
+    L_work = np.full((50, 100), 40.0, dtype=np.float32)
+    L_work[:, 50:] = 70.0
+    ab = np.empty((2, 50, 100), dtype=np.float32)
+    ab[:, :, :50] = np.array([-5.0, -30.0])[:, None, None]
+    ab[:, :, 50:] = np.array([35.0, 25.0])[:, None, None]
+    before = ab.copy()
+    green = (-40.0, 30.0)
+    propagate_hints(ab, L_work, [Hint(x=10, y=25, ab=green, radius=1)], full_size=(100, 50))
+    assert ab[:, 25, 10] == pytest.approx(green, abs=0.01)
+    assert ab[:, 25, 30] == pytest.approx(green, abs=1.0)
+    assert np.abs(ab[:, :, :50] - before[:, :, :50]).sum(axis=0).min() > 20  # the far corner moves too
+    assert np.abs(ab[:, :, 50:] - before[:, :, 50:]).max() < 0.5

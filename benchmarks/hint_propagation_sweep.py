@@ -39,17 +39,24 @@ SPLITS = ("val", "photo-val")
 SIDE = 256
 
 
-def far_change(session, grey: np.ndarray) -> float:
-    """Mean ab change in the right third from one red hint at a mid-grey point of the left third."""
-    L = luminance_L(grey)
-    height, width = L.shape
-    margin = height // 8
-    left = L[margin : height - margin, margin : width // 3]
-    y, x = np.unravel_index(np.abs(left - 50).argmin(), left.shape)
-    hint = {"x": x + margin + 0.5, "y": y + margin + 0.5, "color": "#e01010", "radius": 3}
-    plain = rgb_to_lab(colorize_array(grey, session))[:, 2 * width // 3 :, 1:]
-    hinted = rgb_to_lab(colorize_array(grey, session, hints=[hint]))[:, 2 * width // 3 :, 1:]
-    return float(np.abs(hinted - plain).sum(axis=-1).mean())
+class LocalityProbe:
+    """One bundled sample, a red hint at a mid-grey point of its left third, and the right third of
+    its colour without hints (which no propagation setting changes, so it is computed once)."""
+
+    def __init__(self, session, grey: np.ndarray):
+        L = luminance_L(grey)
+        height, width = L.shape
+        margin = height // 8
+        left = L[margin : height - margin, margin : width // 3]
+        y, x = np.unravel_index(np.abs(left - 50).argmin(), left.shape)
+        self.session, self.grey, self.far_from = session, grey, 2 * width // 3
+        self.hint = {"x": x + margin + 0.5, "y": y + margin + 0.5, "color": "#e01010", "radius": 3}
+        self.plain = rgb_to_lab(colorize_array(grey, session))[:, self.far_from :, 1:]
+
+    def far_change(self) -> float:
+        """Mean ab change in the right third from the hint, with the current propagation settings."""
+        hinted = rgb_to_lab(colorize_array(self.grey, self.session, hints=[self.hint]))[:, self.far_from :, 1:]
+        return float(np.abs(hinted - self.plain).sum(axis=-1).mean())
 
 
 def psnr_with_hints(data: Path) -> tuple[float, float]:
@@ -59,12 +66,12 @@ def psnr_with_hints(data: Path) -> tuple[float, float]:
     return by_count[0], by_count[HINTS]
 
 
-def measure(spread: float, full_pull_weight: float, greys: list[np.ndarray], session, data: Path) -> dict:
+def measure(spread: float, full_pull_weight: float, probes: list[LocalityProbe], data: Path) -> dict:
     colorit.hints.SPREAD_FRACTION, colorit.hints.FULL_PULL_WEIGHT = spread, full_pull_weight
-    row = {
+    row: dict = {
         "spread_fraction": spread,
         "full_pull_weight": full_pull_weight,
-        "far_change": max(far_change(session, grey) for grey in greys),
+        "far_change": max(probe.far_change() for probe in probes),
     }
     if row["far_change"] < MAX_FAR_CHANGE:  # the others cannot be chosen: spare the evaluation
         row |= {split: psnr_with_hints(data / split) for split in SPLITS}
@@ -95,13 +102,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "hint_propagation_sweep.json")
     args = parser.parse_args()
     session = load_model("default")
-    greys = []
+    probes = []
     for path in sorted(SAMPLES.glob("*.jpg")):
         with Image.open(path) as image:
             image.thumbnail((SIDE, SIDE))
-            greys.append(np.asarray(image.convert("L")))
+            probes.append(LocalityProbe(session, np.asarray(image.convert("L"))))
     rows = [
-        measure(spread, weight, greys, session, args.data)
+        measure(spread, weight, probes, args.data)
         for spread, weight in itertools.product(SPREAD_FRACTIONS, FULL_PULL_WEIGHTS)
     ]
     chosen = max((row for row in rows if "val" in row), key=lambda row: row["val"][1])

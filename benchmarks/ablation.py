@@ -17,6 +17,7 @@ import torch
 
 from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
+from colorit.train.train import VALIDATION_TEMPERATURE, VALIDATION_UNSURE_GREY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Trained rows: folder name -> what differs from the recipe (scripts/ablation_train.sh).
@@ -27,6 +28,8 @@ TRAINED_ROWS = {
     "finetune-bn-frozen-slow": "encoder fine-tuned (0.1x lr), BatchNorm statistics frozen",
     "recipe-seed1": "the recipe with another seed (data order, crops, hints, decoder init): the noise between runs",
     "partial": "encoder partly frozen (blocks 0-7 kept, 8-15 trained), BatchNorm statistics frozen",
+    "partial-weak-rebalance": "encoder partly frozen, weaker class rebalancing (mix 0.8)",
+    "partial-crop-192": "encoder partly frozen, 192 px crops (fewer images in the same time)",
     "regression": "+ smooth-L1 regression term on the distribution's mean (weight 1)",
     "no-rebalance": "no class rebalancing",
     "no-cutouts": "no cut-out compositing, crops of 80-100 % of the shorter side only (less scale augmentation)",
@@ -54,7 +57,10 @@ def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
                     f"{description}; decoding T = {temperature:g}, grey-where-unsure strength {strength:g}",
                 )
         else:
-            export(checkpoint, row, models, unsure_grey_strength=0.0)
+            # Exported with the decoding the in-training validation measures, so that the two agree.
+            export(
+                checkpoint, row, models, temperature=VALIDATION_TEMPERATURE, unsure_grey_strength=VALIDATION_UNSURE_GREY
+            )
             rows[row] = (models / f"{row}.onnx", description)
     return rows
 
@@ -103,7 +109,9 @@ def main() -> None:
     result = {
         "rows": table,
         "training": trained,
-        "selection_rule": "checkpoint with the highest photo-val AuC + saturated AuC (colorit.train.train.selection_score)",
+        "selection_rule": "checkpoint with the highest photo-val hue-family recall among those at or above grey's "
+        "PSNR (colorit.train.train.selection_score); rows exported at T = "
+        f"{VALIDATION_TEMPERATURE:g}, grey-where-unsure strength {VALIDATION_UNSURE_GREY:g}",
         "evaluation": {"eval_size": splits["val"]["eval_size"], "render_size": 384},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
 advance: export each checkpoint at every annealed-mean temperature, give each export a card per
 grey-where-unsure strength, evaluate all of them on photo-val at the default working size, and keep
-the variant with the highest AuC among those whose saturated AuC is at least grey's + 5 (issue 8's
-floor: colour that is right and does no harm). Without such a variant, the highest saturated AuC.
+the variant with the highest hue-family recall among those whose PSNR is at least grey's (the rule that
+picks checkpoints, colorit.train.train.selection_score: the right hue, and no harm per pixel). Without
+such a variant, the highest PSNR.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
@@ -21,9 +22,8 @@ from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TEMPERATURES = (0.38, 1.0)
+TEMPERATURES = (0.38, 0.6, 1.0)
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
-SATURATED_AUC_MARGIN = 5.0
 METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
 
 
@@ -49,10 +49,10 @@ def choose(rows: list[dict], variants: dict[str, Path]) -> dict:
     """The rule in the module docstring, over the exported variants."""
     grey = next(row for row in rows if row["model"] == GREY_BASELINE)
     candidates = [row for row in rows if row["model"] in variants]
-    safe = [row for row in candidates if row["saturated_auc"] >= grey["saturated_auc"] + SATURATED_AUC_MARGIN]
+    safe = [row for row in candidates if row["psnr"] >= grey["psnr"]]
     if safe:
-        return max(safe, key=lambda row: row["auc"])
-    return max(candidates, key=lambda row: row["saturated_auc"])
+        return max(safe, key=lambda row: row["hue_recall"])
+    return max(candidates, key=lambda row: row["psnr"])
 
 
 def markdown(rows: list[dict], chosen: str) -> str:
@@ -73,7 +73,7 @@ def markdown(rows: list[dict], chosen: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="NAME=CHECKPOINT")
-    parser.add_argument("--data", type=Path, required=True, help="corpus with photo-val/")
+    parser.add_argument("--data", type=Path, required=True, help="photo validation folder (e.g. CORPUS/photo-val)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=ONNX", help="rows to show, not to choose")
     parser.add_argument("--models", type=Path, default=Path(".devdata/decoding-models"))
     parser.add_argument("--out", type=Path, default=RESULTS / "decoding_sweep.json")
@@ -82,7 +82,7 @@ def main() -> None:
     variants = export_variants(runs, args.models)
     compared = [path for _, _, path in (entry.partition("=") for entry in args.compare)]
     models = [str(path) for path in variants.values()] + compared
-    report = evaluate_folder(args.data / "photo-val", models, progress=False)
+    report = evaluate_folder(args.data, models, progress=False)
     rows = [{key: row[key] for key in ("model", *METRICS)} for row in report["table"]]
     for entry in args.compare:  # rows are named by their card: name them as given
         name, _, path = entry.partition("=")
@@ -94,7 +94,7 @@ def main() -> None:
         "rule": __doc__.split("\n\n")[0].replace("\n", " "),
         "chosen": chosen["model"],
         "rows": rows,
-        "evaluation": {"data": "photo-val", "eval_size": report["eval_size"], "render_size": 384},
+        "evaluation": {"data": str(args.data), "eval_size": report["eval_size"], "render_size": 384},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -10,6 +10,7 @@ data=$1 out=$2 minutes=$3
 shift 3
 python=${PYTHON:-python3}
 parallel=${PARALLEL:-2} crop=${CROP:-128} batch=${BATCH:-16} threads=${THREADS:-1} workers=${WORKERS:-1}
+val_every=${VAL_EVERY:-100}
 declare -A ROWS=(
   [recipe]=""
   [finetune]="--encoder finetune --bn-stats updated"
@@ -17,6 +18,8 @@ declare -A ROWS=(
   [finetune-bn-frozen-slow]="--encoder finetune --bn-stats frozen --encoder-lr-scale 0.1"
   [recipe-seed1]="--seed 1"
   [partial]="--encoder partial"
+  [partial-weak-rebalance]="--encoder partial --rebalance 0.8"
+  [partial-crop-192]="--encoder partial --crop 192"
   [regression]="--regression-weight 1.0"
   [no-rebalance]="--rebalance 1.0"
   [no-cutouts]="--cutout-probability 0 --min-scale 0.8"
@@ -30,7 +33,7 @@ run_row() {
   local row=$1
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$threads "$python" -m colorit train --data "$data" --out "$out/$row" --minutes "$minutes" \
-    --crop "$crop" --batch "$batch" --val-every 100 --warmup-steps 50 --workers "$workers" ${ROWS[$row]} \
+    --crop "$crop" --batch "$batch" --val-every "$val_every" --warmup-steps 50 --workers "$workers" ${ROWS[$row]} \
     >"$out/$row.log" 2>&1
 }
 for ((i = 0; i < ${#rows[@]}; i += parallel)); do

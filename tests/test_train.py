@@ -28,7 +28,7 @@ from colorit.train.losses import (  # noqa: E402
 )
 from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
 from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
-from colorit.train.train import Objective, TrainConfig, selection_score, train  # noqa: E402
+from colorit.train.train import Objective, TrainConfig, selection_score, train, validate  # noqa: E402
 
 PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea, "rocket": skdata.rocket}
 
@@ -95,8 +95,11 @@ def test_crop_sampler_is_deterministic_and_stays_inside_the_image():
     other = train_data.CropSampler(images, torch.device("cpu"), seed=4).sample(6, 64)
     assert first.shape == (6, 3, 64, 64)
     assert torch.equal(first, second) and not torch.equal(first, other)
-    # Images are padded with black to a common size: a crop that left its image would have black rows.
+    # The border is repeated outside an image, so a crop that left it would show constant rows.
     assert (first.amax(dim=(1, 3)) > 0.02).all()
+    # Images keep their own sizes (a portrait and a landscape side by side are not padded to one).
+    sampler = train_data.CropSampler(images, torch.device("cpu"), seed=3)
+    assert [tuple(img.shape) for img in sampler.images] == [tuple(img.shape) for img in images]
 
 
 def test_simulated_hints_carry_the_mean_ground_truth_colour():
@@ -172,7 +175,80 @@ def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["step"] == 4
     assert [h["step"] for h in state["history"]] == [2, 4]
-    assert {"val_loss", "auc", "saturated_auc", "chroma_ratio"} <= set(state["history"][-1])
+    assert {"val_loss", "auc", "saturated_auc", "psnr", "grey_psnr", "hue_recall", "chroma_ratio"} <= set(
+        state["history"][-1]
+    )
+    # A weights-only snapshot at every validation, for evaluating the run's curve later.
+    snapshots = sorted((tmp_path / "snapshots").glob("step-*.pt"))
+    assert [p.name for p in snapshots] == ["step-0000002.pt", "step-0000004.pt"]
+    snapshot = torch.load(snapshots[-1], weights_only=True)
+    assert "optimizer" not in snapshot and snapshot["step"] == 4
+    assert snapshot["objective"].keys() == state["objective"].keys()
+
+
+def test_validation_measures_grey_as_grey_and_the_truth_as_perfect(photo_folder):
+    """validate()'s PSNR and hue recall on a network that returns the true colour, and on one that returns none."""
+    crops = train_data.CropSampler(
+        [torch.from_numpy(load()).permute(2, 0, 1) for load in PHOTOS.values()], torch.device("cpu"), seed=0
+    ).center_crops(64)
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, ab: torch.Tensor | None):
+            super().__init__()
+            self.ab = ab
+
+        def forward(self, x):
+            return self.ab if self.ab is not None else torch.zeros(len(x), 2, *x.shape[-2:])
+
+    truth_ab = train_data.rgb_to_lab(crops)[:, 1:]
+    for ab in (truth_ab, None):
+        net = Oracle(ab)
+        result = validate(Objective(net, None), crops, hint_channels=False)
+        if ab is None:
+            assert result["psnr"] == pytest.approx(result["grey_psnr"]) and result["hue_recall"] == 0
+        else:
+            assert result["psnr"] > result["grey_psnr"] + 10 and result["hue_recall"] == 100
+            assert result["chroma_ratio"] == pytest.approx(1.0)
+
+
+def test_validation_hints_are_the_same_every_time_and_reach_the_network():
+    crops = train_data.CropSampler(
+        [torch.from_numpy(load()).permute(2, 0, 1) for load in PHOTOS.values()], torch.device("cpu"), seed=0
+    ).center_crops(64)
+
+    class HintCopier(torch.nn.Module):
+        """Colours exactly the hinted pixels with their hint: what following hints means, and nothing more."""
+
+        def forward(self, x):
+            return x[:, 1:3] * 110 * x[:, 3:4]
+
+    objective = Objective(HintCopier(), None)
+    without = validate(objective, crops, hint_channels=True)
+    first, second = (validate(objective, crops, hint_channels=True, hints=10) for _ in range(2))
+    assert first == second
+    assert without["psnr"] == pytest.approx(without["grey_psnr"])
+    assert first["psnr"] > without["psnr"] and first["hue_recall"] > 0
+
+
+def test_lab_to_rgb_inverts_rgb_to_lab():
+    rgb = rgb_batch(32)
+    back = train_data.lab_to_rgb(train_data.rgb_to_lab(rgb))
+    assert (back - rgb).abs().max() < 1e-4
+
+
+def test_final_crop_takes_over_late_in_the_run(photo_folder, tmp_path, monkeypatch):
+    config = tiny_config(photo_folder, tmp_path, "seed-ae", steps=4)
+    config.final_crop, config.final_crop_from = 96, 0.5
+    seen = []
+    original = train_data.CropSampler.sample
+
+    def recording_sample(self, count, crop):
+        seen.append(crop)
+        return original(self, count, crop)
+
+    monkeypatch.setattr(train_data.CropSampler, "sample", recording_sample)  # records, then samples as ever
+    train(config)
+    assert seen[-4:] == [64, 64, 96, 96]
 
 
 def test_export_matches_pytorch_and_takes_any_size(photo_folder, tmp_path):
@@ -294,8 +370,16 @@ def test_confidence_is_high_for_one_colour_and_zero_for_all():
     assert torn.max() < 0.2
 
 
-def test_checkpoint_selection_rule_prefers_photo_validation():
-    assert selection_score({"step": 9, "val_loss": 1.0, "photo_auc": 80.0, "photo_saturated_auc": 70.0}) == 150.0
+def test_checkpoint_selection_rule_rewards_right_hue_without_harm():
+    def record(psnr: float, recall: float) -> dict:
+        return {"step": 9, "val_loss": 1.0, "photo_psnr": psnr, "photo_grey_psnr": 22.0, "photo_hue_recall": recall}
+
+    # Among checkpoints at or above grey's PSNR, the most right hue wins ...
+    assert selection_score(record(22.5, 40.0)) > selection_score(record(23.5, 30.0))
+    # ... and every one of them beats any checkpoint below grey, however colourful.
+    assert selection_score(record(22.0, 5.0)) > selection_score(record(21.9, 90.0))
+    # Below grey, the one closer to it ranks higher.
+    assert selection_score(record(21.9, 10.0)) > selection_score(record(21.0, 60.0))
     assert selection_score({"step": 9, "val_loss": 2.0}) > selection_score({"step": 9, "val_loss": 3.0})
     assert selection_score({"step": 9}) > selection_score({"step": 3})
 

@@ -22,6 +22,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps")
     p.add_argument("--minutes", type=float, default=0.0, help="stop after this much training time")
     p.add_argument("--crop", type=int, default=128, help="training crop size in pixels (multiple of 32)")
+    p.add_argument(
+        "--final-crop", type=int, default=0, help="larger crop size for the end of the run (0: --crop throughout)"
+    )
+    p.add_argument(
+        "--final-crop-from",
+        type=float,
+        default=0.75,
+        help="share of the run after which crops are --final-crop (default 0.75)",
+    )
     p.add_argument("--batch", type=int, default=16, help="batch size per process")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=100)
@@ -73,9 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.steps and not args.minutes:
         print("colorit train: give --steps or --minutes", file=sys.stderr)
         return 2
-    if args.crop % 32:
-        print(f"colorit train: --crop {args.crop} is not a multiple of 32", file=sys.stderr)
-        return 2
+    for flag, size in (("--crop", args.crop), ("--final-crop", args.final_crop)):
+        if size % 32:
+            print(f"colorit train: {flag} {size} is not a multiple of 32", file=sys.stderr)
+            return 2
     names = {f.name for f in fields(training.TrainConfig)}
     config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     try:

@@ -88,8 +88,10 @@ class CropSampler:
         min_scale: float = 0.35,
         max_rotation_deg: float = 10.0,
     ):
-        pixels, self.sizes = _padded_stack(images)
-        self.pixels = pixels.to(device)
+        # Each image kept at its own size: padding thousands of landscape and portrait photos to the
+        # largest height and width would take five times their memory.
+        self.images = [img.to(device) for img in images]
+        self.sizes = torch.tensor([[img.shape[1], img.shape[2]] for img in images], dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed)
         self.min_scale, self.max_rotation = min_scale, math.radians(max_rotation_deg)
         self.order = torch.empty(0, dtype=torch.long)
@@ -125,21 +127,30 @@ class CropSampler:
         return self._crop(idx, width / 2, height / 2, torch.minimum(height, width), zeros, zeros + 1, crop)
 
     def _crop(self, idx, cx, cy, side, angle, flip, crop: int) -> torch.Tensor:
-        full_h, full_w = self.pixels.shape[2], self.pixels.shape[3]
+        height, width = self.sizes[idx, 0], self.sizes[idx, 1]
         half = side / 2
         cos, sin = angle.cos(), angle.sin()
-        # theta maps output coordinates in [-1, 1] to the padded input's normalised coordinates.
+        # theta maps output coordinates in [-1, 1] to each image's own normalised coordinates.
         theta = torch.zeros(len(idx), 2, 3)
-        theta[:, 0, 0] = flip * cos * half * 2 / full_w
-        theta[:, 0, 1] = -sin * half * 2 / full_w
-        theta[:, 0, 2] = cx * 2 / full_w - 1
-        theta[:, 1, 0] = flip * sin * half * 2 / full_h
-        theta[:, 1, 1] = cos * half * 2 / full_h
-        theta[:, 1, 2] = cy * 2 / full_h - 1
-        device = self.pixels.device
+        theta[:, 0, 0] = flip * cos * half * 2 / width
+        theta[:, 0, 1] = -sin * half * 2 / width
+        theta[:, 0, 2] = cx * 2 / width - 1
+        theta[:, 1, 0] = flip * sin * half * 2 / height
+        theta[:, 1, 1] = cos * half * 2 / height
+        theta[:, 1, 2] = cy * 2 / height - 1
+        device = self.images[0].device
         grid = F.affine_grid(theta.to(device), [len(idx), 3, crop, crop], align_corners=False)
-        source = self.pixels[idx.to(device)].float() / 255
-        return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        crops = [
+            F.grid_sample(
+                self.images[i][None].float() / 255,
+                grid[k : k + 1],
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=False,
+            )
+            for k, i in enumerate(idx.tolist())
+        ]
+        return torch.cat(crops)
 
 
 class CutoutCompositor:
@@ -204,6 +215,15 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
 
 
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """CIE Lab (D65) [N, 3, H, W] -> sRGB in 0..1 (clipped per channel), the inverse of rgb_to_lab."""
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
+    xyz = torch.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE_D65.to(lab).view(1, 3, 1, 1)
+    linear = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_XYZ).to(lab), xyz).clamp(0, 1)
+    return torch.where(linear > 0.0031308, 1.055 * linear.clamp_min(1e-12) ** (1 / 2.4) - 0.055, 12.92 * linear)
+
+
 def simulate_hints(
     ab: torch.Tensor, generator: torch.Generator, p_none: float = 0.5, p_stop: float = 1 / 8, max_points: int = 32
 ) -> torch.Tensor:
@@ -248,13 +268,19 @@ def simulate_hints(
     return torch.cat([hint_ab / 110, mask[:, None].float()], 1)
 
 
-def make_batch(rgb: torch.Tensor, generator: torch.Generator | None, hint_channels: bool):
-    """RGB crops -> (network input, target ab, per-sample weight). Nearly grey crops get weight 0."""
+def make_batch(rgb: torch.Tensor, generator: torch.Generator | None, hint_channels: bool, hint_points: int = 0):
+    """RGB crops -> (network input, target ab, per-sample weight). Nearly grey crops get weight 0.
+    With a generator, hints are simulated as in training, or exactly hint_points per crop when given."""
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1], lab[:, 1:]
     net_input = L / 50 - 1
     if hint_channels:
-        hints = simulate_hints(ab, generator) if generator is not None else torch.zeros_like(lab)
+        if generator is None:
+            hints = torch.zeros_like(lab)
+        elif hint_points:
+            hints = simulate_hints(ab, generator, p_none=0.0, p_stop=0.0, max_points=hint_points)
+        else:
+            hints = simulate_hints(ab, generator)
         net_input = torch.cat([net_input, hints], 1)
     weight = (ab.norm(dim=1).mean((1, 2)) >= GREY_CHROMA).float()
     return net_input, ab, weight

@@ -169,14 +169,19 @@ class ColorUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.predict(x)[0]
 
-    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ab [N, 2, H, W], confidence [N, 1, H, W]). ab is the annealed mean (T < 1 sharpens);
-        confidence is 1 - the standard deviation of that same distribution around its mean, over the
-        uniform distribution's: 1 where all the mass is on one colour, 0 where it is as spread as if
-        the network knew nothing, low where it is torn between distant colours (green or blue?)."""
+    def predict(self, x: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ab [N, 2, H, W], confidence [N, 1, H, W]) of the input: decode(logits(x))."""
+        return self.decode(self.logits(x), temperature)
+
+    def decode(self, logits: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class scores -> (ab, confidence) at 4x their size. ab is the annealed mean at the given temperature
+        (default: the network's own; T < 1 sharpens); confidence is 1 - the standard deviation of that same
+        distribution around its mean, over the uniform distribution's: 1 where all the mass is on one colour,
+        0 where it is as spread as if the network knew nothing, low where it is torn between distant colours
+        (green or blue?)."""
         # Classes last: ONNX Runtime's softmax over NCHW channels was 10x slower than the convolutions.
-        logits = self.logits(x).permute(0, 2, 3, 1)
-        probs = torch.softmax(logits / self.temperature, dim=-1)
+        logits = logits.permute(0, 2, 3, 1)
+        probs = torch.softmax(logits / (self.temperature if temperature is None else temperature), dim=-1)
         moments = (probs @ self.ab_moments).permute(0, 3, 1, 2)
         ab, mean_square = moments[:, :2], moments[:, 2:]
         variance = (mean_square - ab[:, :1] ** 2 - ab[:, 1:] ** 2).clamp(min=0)

@@ -19,7 +19,15 @@ from torch import nn
 from tqdm import tqdm
 
 from colorit.io import find_images
-from colorit.train.data import CropSampler, CutoutCompositor, load_images, make_batch, rgb_to_lab, split_dirs
+from colorit.train.data import (
+    CropSampler,
+    CutoutCompositor,
+    lab_to_rgb,
+    load_images,
+    make_batch,
+    rgb_to_lab,
+    split_dirs,
+)
 from colorit.train.losses import (
     ab_bins,
     classification_loss,
@@ -34,6 +42,8 @@ from colorit.train.model_seed_ae import SeedAutoencoder
 MODELS = ("default", "seed-ae")
 ENCODER_MODES = ("frozen", "partial", "finetune")
 BN_MODES = ("frozen", "updated")
+SNAPSHOTS = "snapshots"  # OUT/snapshots/step-NNNNNNN.pt: the weights at every validation
+RESUME_ONLY_KEYS = ("optimizer", "sampler_rng", "hint_rng")
 # "partial": the blocks up to stride 16's first stage keep their ImageNet weights; the rest learn.
 PARTIAL_FROZEN_BLOCKS = 8
 
@@ -44,6 +54,9 @@ class TrainConfig:
     out: str
     model: str = "default"
     crop: int = 128
+    # Small crops first, larger ones late: the same photos seen with more context, once the colours are learnt.
+    final_crop: int = 0  # 0: --crop throughout
+    final_crop_from: float = 0.75  # share of the run (steps or minutes) after which crops are final_crop
     batch: int = 16
     lr: float = 1e-3
     encoder_lr_scale: float = 0.3  # a fine-tuned encoder moves slower than the new decoder
@@ -96,7 +109,10 @@ class Objective(nn.Module):
     def forward(self, net_input, ab, weight):
         if not isinstance(self.net, ColorUNet):
             return regression_loss(self.net(net_input), ab, weight)
-        logits = self.net.logits(net_input)
+        return self.classification(self.net.logits(net_input), net_input, ab, weight)
+
+    def classification(self, logits, net_input, ab, weight):
+        """The default network's loss from its class scores (validation reuses them for the colour)."""
         pixel_weight = None
         if self.hint_weight:  # hints work through the network only if missing them costs more
             pixel_weight = 1 + self.hint_weight * hint_neighbourhood(net_input[:, 3:4], logits.shape[-2:])
@@ -133,12 +149,14 @@ def set_train_mode(net: nn.Module, bn_stats: str) -> None:
 
 
 def selection_score(record: dict) -> float:
-    """The rule, fixed before training, that picks the checkpoint to export: the highest sum of AuC and
-    saturated AuC on photo-val (photos from sources never trained on), i.e. the colour that is right
-    and does no harm on unseen photos; without photo-val, the lowest validation loss; without
-    validation, the latest step."""
-    if "photo_auc" in record:
-        return record["photo_auc"] + record["photo_saturated_auc"]
+    """The rule, fixed before training, that picks the checkpoint to export: on photo-val (photos from
+    sources never trained on), the highest hue-family recall among checkpoints whose PSNR is at least
+    grey's: the right hue, and no harm per pixel. A checkpoint below grey ranks under every one that is
+    not, by how far below it is. Without photo-val, the lowest validation loss; without validation, the
+    latest step."""
+    if "photo_hue_recall" in record:
+        margin = record["photo_psnr"] - record["photo_grey_psnr"]
+        return record["photo_hue_recall"] if margin >= 0 else margin - 1000.0
     if "val_loss" in record:
         return -record["val_loss"]
     return float(record["step"])
@@ -164,36 +182,93 @@ def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / max(1, warmup_steps)) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-@torch.no_grad()
-def validate(net: nn.Module, objective: Objective, crops: torch.Tensor, hint_channels: bool) -> dict:
-    """Loss and quick colour metrics on fixed validation crops, without hints (the automatic case).
-    `colorit evaluate` gives the full numbers on the exported model; these track training. Leaves the
-    network in eval mode: the caller restores its training mode."""
-    net.eval()
-    losses, errors, saturated, pred_chroma, true_chroma = [], [], [], [], []
-    for start in range(0, len(crops), 16):
-        net_input, ab, weight = make_batch(crops[start : start + 16], None, hint_channels)
-        losses.append(objective(net_input, ab, torch.ones_like(weight)).item())
+# The decoding the validation measures: the distribution's plain mean, its chroma scaled by confidence ** 1.5
+# where the network is unsure (the bundled default's decoding when this rule was fixed). The decoding sweep
+# re-chooses both for the exported model; validation keeps one, so that checkpoints compare.
+VALIDATION_TEMPERATURE = 1.0
+VALIDATION_UNSURE_GREY = 1.5
+SATURATED_CHROMA = 20.0  # as colorit.metrics: ground truth that has a colour to get right
+NEARLY_GREY_CHROMA = 10.0
+HUE_FAMILY_STARTS = (0.0, 50.0, 100.0, 200.0, 290.0)  # degrees, as colorit.metrics.hue_family
+
+
+def _hue_family(ab: torch.Tensor) -> torch.Tensor:
+    hue = torch.rad2deg(torch.atan2(ab[:, 1], ab[:, 0])) % 360
+    return torch.bucketize(hue, torch.tensor(HUE_FAMILY_STARTS, device=ab.device), right=True) - 1
+
+
+def _auc(errors: torch.Tensor) -> float:
+    """Mean over thresholds t = 0..150 of the fraction of errors <= t (e <= t iff ceil(e) <= t)."""
+    if not len(errors):
+        return float("nan")
+    counts = torch.bincount(errors.ceil().clamp(max=151).long(), minlength=152)
+    return 100 * (counts.cumsum(0)[:151].double() / len(errors)).mean().item()
+
+
+def _psnr(rgb: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per image, on 8-bit values as colorit.metrics.psnr."""
+    mse = ((rgb - truth) * 255).round().pow(2).mean((1, 2, 3)).clamp_min(1e-10)
+    return 10 * torch.log10(255**2 / mse)
+
+
+def loss_and_validation_colour(
+    objective: Objective, net_input: torch.Tensor, ab: torch.Tensor, weight: torch.Tensor
+) -> tuple[float, torch.Tensor]:
+    """The loss and the network's ab as the validation measures it (VALIDATION_TEMPERATURE and
+    VALIDATION_UNSURE_GREY), from one forward pass."""
+    net = objective.net
+    if not isinstance(net, ColorUNet):
         pred = net(net_input).float()
+        return regression_loss(pred, ab, weight).item(), pred
+    logits = net.logits(net_input)
+    pred, confidence = net.decode(logits, temperature=VALIDATION_TEMPERATURE)
+    loss = objective.classification(logits, net_input, ab, weight).item()
+    return loss, pred.float() * confidence.float().pow(VALIDATION_UNSURE_GREY)
+
+
+VALIDATION_HINTS = 10  # simulated hints per photo-val crop for the network-alone hint check
+
+
+@torch.no_grad()
+def validate(objective: Objective, crops: torch.Tensor, hint_channels: bool, hints: int = 0) -> dict:
+    """Loss and colour metrics on fixed validation crops, without hints (the automatic case): AuC and
+    saturated AuC of the ab error, PSNR of the colorized crop and of the grey one, hue-family recall
+    and the ratio of predicted to true chroma, pooled or averaged as `colorit evaluate` does.
+    `colorit evaluate` gives the full numbers on the exported model; these track training and pick the
+    checkpoint. With hints > 0 every crop gets that many simulated hints (the same under every call),
+    which the network alone must follow. Leaves the network in eval mode: the caller restores its
+    training mode."""
+    objective.net.eval()
+    hint_generator = torch.Generator().manual_seed(0) if hints else None
+    losses, errors, saturated, psnrs, grey_psnrs = [], [], [], [], []
+    matched = truth_saturated = 0
+    pred_chroma = true_chroma = 0.0
+    for start in range(0, len(crops), 16):
+        rgb = crops[start : start + 16]
+        net_input, ab, weight = make_batch(rgb, hint_generator, hint_channels, hints)
+        loss, pred = loss_and_validation_colour(objective, net_input, ab, torch.ones_like(weight))
+        losses.append(loss)
+        lab = rgb_to_lab(rgb)
+        psnrs.append(_psnr(lab_to_rgb(torch.cat([lab[:, :1], pred], 1)), rgb))
+        grey_psnrs.append(_psnr(lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(pred)], 1)), rgb))
         err = (pred - ab).norm(dim=1).flatten()
-        chroma = ab.norm(dim=1).flatten()
+        chroma = ab.norm(dim=1)
         errors.append(err)
-        saturated.append(err[chroma >= 20])
-        pred_chroma.append(pred.norm(dim=1).mean().item())
-        true_chroma.append(chroma.mean().item())
-
-    def auc(e: torch.Tensor) -> float:
-        """Mean over thresholds t = 0..150 of the fraction of errors <= t (e <= t iff ceil(e) <= t)."""
-        if not len(e):
-            return float("nan")
-        counts = torch.bincount(e.ceil().clamp(max=151).long(), minlength=152)
-        return 100 * (counts.cumsum(0)[:151].double() / len(e)).mean().item()
-
+        saturated.append(err[chroma.flatten() >= SATURATED_CHROMA])
+        is_saturated = chroma >= SATURATED_CHROMA
+        right_hue = (_hue_family(pred) == _hue_family(ab)) & (pred.norm(dim=1) >= NEARLY_GREY_CHROMA)
+        matched += (right_hue & is_saturated).sum().item()
+        truth_saturated += is_saturated.sum().item()
+        pred_chroma += pred.norm(dim=1).sum().item()
+        true_chroma += chroma.sum().item()
     return {
         "val_loss": sum(losses) / len(losses),
-        "auc": auc(torch.cat(errors)),
-        "saturated_auc": auc(torch.cat(saturated)),
-        "chroma_ratio": sum(pred_chroma) / max(sum(true_chroma), 1e-6),
+        "auc": _auc(torch.cat(errors)),
+        "saturated_auc": _auc(torch.cat(saturated)),
+        "psnr": torch.cat(psnrs).mean().item(),
+        "grey_psnr": torch.cat(grey_psnrs).mean().item(),
+        "hue_recall": 100 * matched / max(truth_saturated, 1),
+        "chroma_ratio": pred_chroma / max(true_chroma, 1e-6),
     }
 
 
@@ -279,7 +354,9 @@ def train(cfg: TrainConfig) -> Path:
             dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return value.item()
 
-    def save_checkpoint(path: Path) -> None:
+    def save_checkpoint(path: Path, resumable: bool = True) -> None:
+        """Save the run's state; resumable=False leaves out the optimizer and random streams (a snapshot of
+        the weights for later evaluation: `colorit export` reads it as any checkpoint)."""
         rngs = [sampler.generator.get_state(), hint_generator.get_state()]
         if world > 1:
             gathered = [None] * world
@@ -301,6 +378,9 @@ def train(cfg: TrainConfig) -> Path:
             "world_size": world,
             "hardware": hardware_description(device),
         }
+        if not resumable:
+            state = {key: value for key, value in state.items() if key not in RESUME_ONLY_KEYS}
+        path.parent.mkdir(exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
@@ -315,7 +395,8 @@ def train(cfg: TrainConfig) -> Path:
     while progress < 1.0:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group["lr_scale"] * lr_factor(step, progress, cfg.warmup_steps)
-        rgb = sampler.sample(cfg.batch, cfg.crop)
+        crop = cfg.final_crop if cfg.final_crop and progress >= cfg.final_crop_from else cfg.crop
+        rgb = sampler.sample(cfg.batch, crop)
         if compositor is not None:
             rgb = compositor(rgb, sampler.generator)
         rgb = rgb.contiguous(memory_format=torch.channels_last)
@@ -338,10 +419,13 @@ def train(cfg: TrainConfig) -> Path:
         if step % cfg.val_every == 0 or progress >= 1.0:
             record = {"step": step, "minutes": elapsed / 60, "train_loss": loss.item(), "epoch": sampler.epoch}
             if val_crops is not None:
-                record |= validate(net, objective, val_crops, hint_channels)
+                record |= validate(objective, val_crops, hint_channels)
             if photo_crops is not None:
-                photo = validate(net, objective, photo_crops, hint_channels)
+                photo = validate(objective, photo_crops, hint_channels)
                 record |= {f"photo_{key}": value for key, value in photo.items()}
+                if hint_channels:
+                    hinted = validate(objective, photo_crops, hint_channels, VALIDATION_HINTS)
+                    record |= {f"photo_hints{VALIDATION_HINTS}_{k}": hinted[k] for k in ("psnr", "hue_recall")}
             set_train_mode(net, cfg.bn_stats)
             history.append(record)
             if rank == 0:
@@ -351,6 +435,7 @@ def train(cfg: TrainConfig) -> Path:
             if world > 1:
                 dist.broadcast(current, src=0)
             save_checkpoint(last_path)
+            save_checkpoint(out / SNAPSHOTS / f"step-{step:07d}.pt", resumable=False)
             if current.item() > best_score:
                 best_score = current.item()
                 save_checkpoint(best_path)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import shutil
 import socket
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import color, data
+
+from colorit.limits import MAX_SATURATION
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -141,12 +142,10 @@ def screen_point(page, x: float, y: float) -> tuple[float, float]:
     return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
 
 
-def save_screenshot(page) -> None:
+def save_screenshot(page, name: str = "web.png") -> None:
+    """For a person to look at after a run (the README's come from scripts/make_web_screenshots.py)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "web.png"))
-    if os.environ.get("COLORIT_UPDATE_DOCS") == "1":
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(ARTIFACTS / "web.png", ROOT / "docs" / "web.png")
+    page.screenshot(path=str(ARTIFACTS / name))
 
 
 def test_upload_compare_and_download(page, grey_coffee):
@@ -283,11 +282,159 @@ def test_errors_are_shown_from_the_server(page, tmp_path):
     assert "over the limit" in message.inner_text()
 
 
-def test_the_page_fits_a_phone_screen(browser, server_url, grey_coffee):
+def split_of(page) -> float:
+    return float(page.locator("#stage").evaluate("stage => stage.style.getPropertyValue('--split')").rstrip("%"))
+
+
+def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=8)
+    page.mouse.up()
+
+
+def test_the_divider_is_dragged_and_a_drag_on_the_picture_drops_no_pin(page, grey_coffee):
+    """Issue 21: dragging on the picture dropped a pin instead of moving the before/after divider."""
+    upload_and_wait(page, grey_coffee)
+    count = result_count(page)
+    knob = page.locator("#divider .divider-knob").bounding_box()
+    picture = page.locator("#picture").bounding_box()
+    knob_centre = (knob["x"] + knob["width"] / 2, knob["y"] + knob["height"] / 2)
+    drag(page, knob_centre, (picture["x"] + 0.2 * picture["width"], knob_centre[1] + 40))
+    assert abs(split_of(page) - 20) <= 1
+    assert page.get_by_label("Before / after").input_value() == str(round(split_of(page)))
+    # the original now shows over the left fifth only
+    assert page.locator("#original-overlay").evaluate("img => getComputedStyle(img).clipPath").startswith("inset(")
+    # a drag across the picture, away from the divider: neither a pin nor a move of the divider
+    drag(page, screen_point(page, 350, 100), screen_point(page, 450, 300))
+    assert page.locator(".pin").count() == 0
+    assert abs(split_of(page) - 20) <= 1
+    page.wait_for_timeout(500)  # longer than the page's debounce: a pin would have asked for a new result
+    assert result_count(page) == count
+    # a click still pins
+    page.mouse.click(*screen_point(page, 400, 200))
+    assert page.locator(".pin").count() == 1
+    wait_for_result(page, count + 1)
+
+
+def grey_file(tmp_path: Path, name: str, pixels: np.ndarray) -> Path:
+    path = tmp_path / name
+    Image.fromarray(pixels).convert("L").save(path)
+    return path
+
+
+def wait_for_queue(page) -> None:
+    page.wait_for_function(
+        """() => document.getElementById('queue').dataset.state === 'idle'
+            && document.body.dataset.state !== 'working'""",
+        timeout=120_000,
+    )
+
+
+def test_several_photos_are_colorized_listed_and_zipped_with_their_pins(page, tmp_path):
+    """Issue 21: of several dropped files only the first was colorized."""
+    coffee = grey_file(tmp_path, "coffee.jpg", data.coffee())
+    cat = grey_file(tmp_path, "cat.png", data.chelsea())
+    rocket = grey_file(tmp_path, "rocket.webp", data.rocket())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture\n")
+    page.set_input_files("#file-input", [str(coffee), str(cat), str(notes), str(rocket)])
+    queue = page.get_by_role("region", name="Photos")
+    queue.wait_for(state="visible")
+    wait_for_queue(page)
+    rows = queue.locator(".queue-item")
+    assert rows.count() == 4
+    assert [rows.nth(i).get_attribute("data-status") for i in range(4)] == ["done", "done", "failed", "done"]
+    assert "not an image" in rows.nth(2).inner_text()
+
+    # the cat, shown and pinned red: its pin goes into the zip, and comes back when it is shown again
+    count = result_count(page)
+    queue.get_by_role("button", name="cat.png").click()
+    wait_for_result(page, count + 1)
+    x, y = 320, 240  # mid-grey fur, right of the divider (which takes clicks at the middle)
+    page.mouse.click(*screen_point(page, x, y))
+    page.get_by_label("Pin colour").fill("#d01010")
+    wait_for_queue(page)
+    queue.get_by_role("button", name="coffee.jpg").click()
+    page.wait_for_function("() => document.querySelectorAll('.pin').length === 0")
+    queue.get_by_role("button", name="cat.png").click()
+    page.wait_for_function("() => document.querySelectorAll('.pin').length === 1")
+    wait_for_queue(page)
+    save_screenshot(page, "web-queue.png")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download all (.zip)").click()
+    assert download_info.value.suggested_filename == "colorized.zip"
+    with zipfile.ZipFile(download_info.value.path()) as archive:
+        assert archive.testzip() is None  # every CRC right
+        names = archive.namelist()
+        assert names == ["coffee-colorized.jpg", "cat-colorized.png", "rocket-colorized.webp"]
+        results = {name: Image.open(io.BytesIO(archive.read(name))) for name in names}
+    for name, source in [
+        ("coffee-colorized.jpg", coffee),
+        ("cat-colorized.png", cat),
+        ("rocket-colorized.webp", rocket),
+    ]:
+        assert results[name].size == Image.open(source).size
+        assert mean_chroma(np.asarray(results[name].convert("RGB"))) > MIN_COLOUR_CHROMA
+    plain_cat = post_colorize(page, cat)
+    zipped_cat = np.asarray(results["cat-colorized.png"].convert("RGB"))
+    assert redness(zipped_cat, x, y) > redness(plain_cat, x, y) + 10
+
+
+def post_colorize(page, path: Path) -> np.ndarray:
+    """The server's colorization of a file with the page's default settings and no pins."""
+    response = page.request.post(
+        page.url.rstrip("/") + "/api/colorize",
+        multipart={"file": {"name": path.name, "mimeType": "application/octet-stream", "buffer": path.read_bytes()}},
+    )
+    assert response.ok, response.text()
+    return np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB"))
+
+
+def test_a_colour_photo_is_said_to_be_recoloured(page, tmp_path, grey_coffee):
+    photo = tmp_path / "holiday.jpg"
+    Image.fromarray(data.astronaut()).save(photo)
+    upload_and_wait(page, photo)
+    notice = page.locator("#notice")
+    assert notice.is_visible()
+    assert "holiday.jpg is already in colour" in notice.inner_text() and "replaced" in notice.inner_text()
+    upload_and_wait(page, grey_coffee)
+    assert not notice.is_visible()
+
+
+def test_the_saturation_slider_reaches_the_command_line_maximum(page, grey_coffee):
+    upload_and_wait(page, grey_coffee)
+    slider = page.get_by_label("Saturation")
+    assert float(slider.get_attribute("max")) == MAX_SATURATION
+    at_one = mean_chroma(shown_result(page))
+    count = result_count(page)
+    slider.fill(str(MAX_SATURATION))
+    wait_for_result(page, count + 1)
+    assert page.locator("#saturation-value").inner_text() == f"{MAX_SATURATION:.2f}"
+    assert mean_chroma(shown_result(page)) > 1.5 * at_one
+
+
+def test_the_page_fits_a_phone_screen(browser, server_url, grey_coffee, tmp_path):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     phone = context.new_page()
     phone.goto(server_url + "/")
-    upload_and_wait(phone, grey_coffee)
+    phone.wait_for_function("() => document.querySelectorAll('#model-select option').length > 0")
+    cat = grey_file(tmp_path, "a-cat-photo-with-a-long-name-from-a-phone-camera.png", data.chelsea())
+    count = result_count(phone)
+    phone.set_input_files("#file-input", [str(grey_coffee), str(cat)])
+    wait_for_result(phone, count + 1)
+    wait_for_queue(phone)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     assert phone.get_by_role("button", name="Download full resolution").is_visible()
+    # the divider's knob is a finger's size and lies on the picture
+    knob = phone.locator("#divider .divider-knob").bounding_box()
+    picture = phone.locator("#picture").bounding_box()
+    assert knob["width"] >= 32 and knob["height"] >= 32
+    assert picture["x"] <= knob["x"] and knob["x"] + knob["width"] <= picture["x"] + picture["width"]
+    download_all = phone.get_by_role("button", name="Download all (.zip)")
+    download_all.scroll_into_view_if_needed()
+    assert download_all.is_enabled()
+    assert download_all.bounding_box()["x"] + download_all.bounding_box()["width"] <= 390
+    save_screenshot(phone, "web-phone.png")
     context.close()

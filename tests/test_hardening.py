@@ -263,11 +263,11 @@ def test_export_refuses_a_checkpoint_that_would_run_a_command(tmp_path):
 
 
 def test_readme_limits_table_matches_the_constants():
-    from colorit import limits
+    from colorit import limits, server
     from colorit.cli.serve import MAX_UPLOAD_MB
     from colorit.io import DECODED_FORMATS
     from colorit.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB
-    from colorit.server import app as server_app
+    from colorit.server.uploads import OTHER_FIELD_BYTES
 
     readme = (REPO / "README.md").read_text()
     table = readme[readme.index("## Limits") : readme.index("## Models")]
@@ -278,8 +278,14 @@ def test_readme_limits_table_matches_the_constants():
         "saturation": [limits.MAX_SATURATION],
         "workers": [limits.WORKERS_PER_CPU],
         "upload size": [DEFAULT_MAX_UPLOAD_MB, MAX_UPLOAD_MB],
-        "upload time": [server_app.UPLOAD_IDLE_TIMEOUT_S, server_app.UPLOAD_TIMEOUT_S, server_app.UPLOADS_PER_SLOT],
-        "hints": [limits.MAX_HINTS, limits.MAX_HINTS_JSON_BYTES, server_app.OTHER_FIELD_BYTES],
+        "upload pace": [
+            server.UPLOAD_IDLE_TIMEOUT_S,
+            server.UPLOAD_TIMEOUT_S,
+            server.UPLOAD_RATE_GRACE_S,
+            server.UPLOAD_MIN_BYTES_PER_S / 1024,
+        ],
+        "uploads at once": [server.UPLOADS_PER_CLIENT, server.UPLOADS_PER_SLOT],
+        "hints": [limits.MAX_HINTS, limits.MAX_HINTS_JSON_BYTES, OTHER_FIELD_BYTES],
     }
     for row, values in expected.items():
         numbers = [float(number.replace(",", "")) for number in re.findall(r"\d[\d,]*", rows[row])]

@@ -7,8 +7,12 @@ import io
 import json
 import logging
 import os
+import re
+import select
 import socket
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,10 +30,13 @@ from sklearn.datasets import load_sample_image
 
 from colorit.cli import main as cli_main
 from colorit.errors import ModelNotFound
+from colorit.server import UPLOAD_MIN_BYTES_PER_S, UPLOADS_PER_CLIENT
 from colorit.server import app as server_app
 from colorit.server.app import create_app
+from colorit.server.uploads import MAX_FORM_PARTS, UploadTimeouts
 from colorit.session import list_models
 
+REPO = Path(__file__).resolve().parent.parent
 # Mean Lab chroma of a grey photo is ~0; any colorization worth the name is well above this.
 MIN_COLOUR_CHROMA = 2.0
 
@@ -137,6 +144,39 @@ def test_format_field_chooses_the_output_format(client, grey_png, fmt, mime, pil
     assert (result.format, result.size) == (pillow_format, (512, 512))
 
 
+@pytest.mark.parametrize(
+    ("fmt", "pillow_format"),
+    [("jpeg", "JPEG"), ("JPG", "JPEG"), ("tif", "TIFF"), ("TIFF", "TIFF"), ("Png", "PNG"), ("WebP", "WEBP")],
+)
+def test_format_takes_what_the_command_line_takes_in_any_case(client, fmt, pillow_format):
+    """Issue 21: 'jpeg', 'tif' and upper case were refused, though --format takes them."""
+    upload = grey_photo(data.camera(), "PNG", size=(96, 64))
+    response = post_image(client, upload, "camera.png", format=fmt, render_size="64")
+    assert response.status_code == 200, response.text
+    assert decode(response.content).format == pillow_format
+
+
+def test_the_answer_says_whether_the_upload_was_in_colour(client):
+    """Issue 21: a colour photo is recoloured from its brightness; the page warns from this header."""
+    colour = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(colour, "JPEG")
+    sepia_pixels = (np.asarray(Image.fromarray(data.camera()).convert("RGB")) * [1.0, 0.85, 0.65]).astype(np.uint8)
+    sepia = io.BytesIO()
+    Image.fromarray(sepia_pixels).save(sepia, "PNG")
+    grey_as_rgb = io.BytesIO()
+    Image.fromarray(data.astronaut()).convert("L").convert("RGB").save(grey_as_rgb, "JPEG")
+    answers = {
+        name: post_image(client, content, name, render_size="64").headers["x-colorit-input"]
+        for name, content in [
+            ("colour.jpg", colour.getvalue()),
+            ("sepia.png", sepia.getvalue()),
+            ("grey-rgb.jpg", grey_as_rgb.getvalue()),
+            ("grey.png", grey_photo(data.astronaut(), "PNG")),
+        ]
+    }
+    assert answers == {"colour.jpg": "colour", "sepia.png": "colour", "grey-rgb.jpg": "grey", "grey.png": "grey"}
+
+
 def test_saturation_zero_gives_back_grey(client, grey_png):
     response = post_image(client, grey_png, saturation="0")
     assert response.status_code == 200, response.text
@@ -165,7 +205,7 @@ def test_a_named_model_is_used(client, grey_png):
 def test_healthz_reports_the_pool(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "default", "workers": 2, "queue": 4, "busy": 0}
+    assert response.json() == {"status": "ok", "model": "default", "workers": 2, "queue": 4, "busy": 0, "uploads": 0}
 
 
 def test_openapi_document_and_offline_pages(client):
@@ -215,6 +255,19 @@ def test_bad_parameters_get_400(client, grey_png, fields, code, words):
 def test_a_form_without_the_file_gets_400(client):
     assert_error(client.post("/api/colorize", data={"saturation": "1"}), 400, "bad_request", "'file'")
     assert_error(client.post("/api/colorize", content=b"raw bytes"), 400, "bad_request", "multipart")
+
+
+def test_a_file_under_another_field_name_is_told_which_field_to_use(client, grey_png):
+    """Issue 21: `curl -F image=@photo.png` got 413 "larger than 1024 bytes"."""
+    as_file = client.post("/api/colorize", files={"image": ("photo.png", grey_png, "image/png")})
+    assert_error(as_file, 400, "bad_request", "photo.png", "'image'", "'file' field")
+    beside_the_file = client.post(
+        "/api/colorize", files={"file": ("a.png", grey_png, "image/png"), "photo": ("b.png", grey_png, "image/png")}
+    )
+    assert_error(beside_the_file, 400, "bad_request", "b.png", "'photo'", "'file' field")
+    # curl -F 'image=<photo.png' sends the bytes as a text field, without a file name
+    as_text = client.post("/api/colorize", files={"image": (None, grey_png)})
+    assert_error(as_text, 400, "bad_request", "'image'", "'file' field")
 
 
 @pytest.mark.parametrize(
@@ -355,15 +408,19 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
 def running_server(app):
     """The app under uvicorn on a free local port, in a thread; yields its base URL. log_config=None
     leaves logging as pytest set it up, so that caplog sees uvicorn's records."""
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -383,45 +440,166 @@ def raw_request_head(port: int, length: int, boundary: str = "slowbody") -> byte
     ).encode()
 
 
-def test_slow_uploads_do_not_lock_others_out(grey_png):
-    """Nine clients trickling one byte a second took every slot; now they take no colorize slot and
-    are cut off with 408, while others are served."""
-    timeouts = server_app.UploadTimeouts(idle_s=5, total_s=4)
-    app = create_app(workers=1, queue_size=8, allowed_hosts=["127.0.0.1", "localhost"], upload_timeouts=timeouts)
+class SlowUploads:
+    """Connections, each from its own source address (all of 127/8 reaches this machine), that send a
+    colorize request's head and then its body a byte a second to every connection at once."""
+
+    def __init__(self, port: int, sources: list[str], body: bytes) -> None:
+        self.connections = [
+            socket.create_connection(("127.0.0.1", port), source_address=(source, 0)) for source in sources
+        ]
+        for connection in self.connections:
+            connection.sendall(raw_request_head(port, len(body)))
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._trickle, args=(body,), daemon=True)
+        self.thread.start()
+
+    def _trickle(self, body: bytes) -> None:
+        for position in range(len(body)):
+            for connection in self.connections:
+                with contextlib.suppress(OSError):  # the server may have answered and closed it
+                    connection.sendall(body[position : position + 1])
+            if self.stopped.wait(1.0):
+                return
+
+    def status_lines(self, timeout: float) -> list[bytes]:
+        lines = []
+        for connection in self.connections:
+            connection.settimeout(timeout)
+            lines.append(connection.recv(200).split(b"\r\n", 1)[0])
+        return lines
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        for connection in self.connections:
+            connection.close()
+
+
+def healthz(url: str) -> dict:
+    return httpx.get(url + "/healthz", timeout=30).json()
+
+
+def post_fast(url: str, grey_png: bytes, source: str = "127.0.0.1") -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, timeout=120) as fast:
+        return fast.post(url + "/api/colorize", files={"file": ("photo.png", grey_png)}, data={"render_size": "64"})
+
+
+def test_fifty_slow_uploads_leave_a_normal_colorize_answered_within_3_s(grey_png):
+    """Issue 21: 20 clients sending at 1 byte/s made every other colorize request get 503 for ~118 s.
+    Now 50 of them, half from one address and half each from its own, leave a normal client from
+    another address answered within 3 s while they are all still sending."""
+    app = create_app(
+        workers=1,
+        queue_size=2,
+        # a long grace, so that the slow clients are certain still to be sending when the normal one is answered
+        upload_timeouts=UploadTimeouts(grace_s=60),
+    )
+    with running_server(app) as url:
+        body = multipart_body("slowbody", "slow.png", grey_png)
+        sources = ["127.0.0.2"] * 25 + [f"127.0.1.{i}" for i in range(1, 26)]
+        slow = SlowUploads(int(url.rsplit(":", 1)[1]), sources, body)
+        try:
+            being_read = UPLOADS_PER_CLIENT + 25  # the rest of the one address's are refused (429) once drained
+            wait_for(lambda: healthz(url)["uploads"] == being_read, "the slow uploads to be read")
+            started = time.monotonic()
+            served = post_fast(url, grey_png)
+            seconds = time.monotonic() - started
+            still_sending = healthz(url)
+        finally:
+            slow.close()
+    assert served.status_code == 200, served.text
+    assert seconds < 3.0
+    assert decode(served.content).size == (512, 512)
+    assert still_sending["uploads"] == being_read and still_sending["busy"] == 0
+
+
+def test_reading_an_upload_takes_no_colorize_slot(grey_png):
+    """One worker, no queue: three uploads being read, and yet a fourth client is colorized (today's
+    main read at most 2 uploads per colorize slot, the rest got 503)."""
+    app = create_app(workers=1, queue_size=0)
+    with running_server(app) as url:
+        slow = SlowUploads(
+            int(url.rsplit(":", 1)[1]),
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4"],
+            multipart_body("slowbody", "slow.png", grey_png),
+        )
+        try:
+            wait_for(lambda: healthz(url)["uploads"] == 3, "the slow uploads to be read")
+            served = post_fast(url, grey_png)
+        finally:
+            slow.close()
+    assert served.status_code == 200, served.text
+
+
+def test_a_client_below_the_minimum_rate_is_cut_off_early(grey_png):
+    """A byte a second never pauses long enough for the idle limit, so it held its upload for the whole
+    total limit; now it is answered 408 once the grace period is over."""
+    timeouts = UploadTimeouts(idle_s=120, total_s=120, grace_s=1)
+    with running_server(create_app(upload_timeouts=timeouts)) as url:
+        slow = SlowUploads(int(url.rsplit(":", 1)[1]), ["127.0.0.2"], multipart_body("slowbody", "slow.png", grey_png))
+        try:
+            answer = slow.connections[0]
+            answer.settimeout(30)  # far below the idle and total limits
+            head_and_body = b""
+            while b"}" not in head_and_body:
+                head_and_body += answer.recv(4096)
+            after = healthz(url)
+        finally:
+            slow.close()
+    assert head_and_body.startswith(b"HTTP/1.1 408 Request Timeout")
+    body = json.loads(head_and_body.split(b"\r\n\r\n", 1)[1])
+    assert body["error"] == "request_timeout"
+    assert "too slow" in body["detail"] and f"{UPLOAD_MIN_BYTES_PER_S / 1024:g} KiB/s" in body["detail"]
+    assert after["uploads"] == 0
+
+
+def test_uploads_at_once_are_bounded_UPLOADS_PER_CLIENT_address(grey_png):
+    with running_server(create_app()) as url:
+        slow = SlowUploads(
+            int(url.rsplit(":", 1)[1]),
+            ["127.0.0.2"] * UPLOADS_PER_CLIENT,
+            multipart_body("slowbody", "slow.png", grey_png),
+        )
+        try:
+            wait_for(lambda: healthz(url)["uploads"] == UPLOADS_PER_CLIENT, "the slow uploads to be read")
+            same_address = post_fast(url, grey_png, source="127.0.0.2")
+            other_address = post_fast(url, grey_png, source="127.0.0.3")
+        finally:
+            slow.close()
+    assert_error(same_address, 429, "too_many_uploads", "127.0.0.2", str(UPLOADS_PER_CLIENT))
+    assert same_address.headers["retry-after"] == "1"
+    assert other_address.status_code == 200, other_address.text
+
+
+def test_uploads_being_read_hold_at_most_their_share_of_memory():
+    """The bytes received count, not the uploads: three uploads a megabyte in overfill what one
+    colorize slot allows (2 x (256 kB + 1 MB of form room)), so one of them is refused with 503."""
+    max_upload = 256 * 1024
+    app = create_app(workers=1, queue_size=0, max_upload_bytes=max_upload)
+    body = multipart_body("slowbody", "big.bin", bytes(1_200_000))
+    held = body[: 1024 * 1024]  # a megabyte of it, then the client waits
     with running_server(app) as url:
         port = int(url.rsplit(":", 1)[1])
-        body = multipart_body("slowbody", "slow.png", grey_png)
-        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(9)]
-        stop = threading.Event()
-
-        def trickle() -> None:
-            for position in range(len(body)):
-                for connection in slow:
-                    with contextlib.suppress(OSError):
-                        connection.sendall(body[position : position + 1])
-                if stop.wait(1.0):
-                    return
-
-        for connection in slow:
-            connection.sendall(raw_request_head(port, len(body)))
-        trickler = threading.Thread(target=trickle, daemon=True)
-        trickler.start()
+        connections = []
         try:
-            wait_for(lambda: all(c.fileno() != -1 for c in slow), "the slow clients")
-            served = httpx.post(
-                url + "/api/colorize", files={"file": ("photo.png", grey_png)}, data={"render_size": "64"}, timeout=120
-            )
-            answers = []
-            for connection in slow:
-                connection.settimeout(60)
-                answers.append(connection.recv(200).split(b"\r\n", 1)[0])
+            for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+                connection = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+                connection.sendall(raw_request_head(port, len(body)) + held)
+                connections.append(connection)
+            # whichever tipped it over (the server reads them side by side) is answered; the others wait
+            readable, _, _ = select.select(connections, [], [], 30)
+            assert len(readable) == 1
+            answer = b""
+            while b"}" not in answer:
+                answer += readable[0].recv(4096)
         finally:
-            stop.set()
-            trickler.join()
-            for connection in slow:
+            for connection in connections:
                 connection.close()
-    assert served.status_code == 200, served.text
-    assert answers == [b"HTTP/1.1 408 Request Timeout"] * 9
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable")
+    detail = json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"]
+    assert "uploads being read fill" in detail and "2.5 MB" in detail
 
 
 def test_a_client_that_hangs_up_drops_its_job_without_a_traceback(monkeypatch, caplog, grey_png):
@@ -487,7 +665,7 @@ def test_a_huge_form_field_is_refused_before_it_is_parsed(client, grey_png):
     response = post_image(client, grey_png, hints=hints)
     assert_error(response, 413, "payload_too_large", "hints")
     assert_error(post_image(client, grey_png, model="m" * 5000), 413, "payload_too_large", "model")
-    many_parts = {f"field{i}": "1" for i in range(server_app.MAX_FORM_PARTS)}
+    many_parts = {f"field{i}": "1" for i in range(MAX_FORM_PARTS)}
     assert_error(post_image(client, grey_png, **many_parts), 400, "bad_request", "parts")
     assert client.get("/healthz").json()["busy"] == 0
 
@@ -505,13 +683,18 @@ def test_every_answer_carries_security_headers(client, grey_png):
 
 
 def test_only_allowed_host_names_are_answered():
-    """A web page that rebinds its own name to 127.0.0.1 sends its own name as Host: refused."""
+    """A web page that rebinds its own name to 127.0.0.1 sends its own name as Host: refused, in the
+    API's JSON error form (issue 21: it was plain text) that says how to allow a name."""
     with TestClient(create_app(), base_url="http://localhost:8000") as local:
         assert local.get("/healthz").status_code == 200
-        assert local.get("/healthz", headers={"Host": "rebind.attacker.example"}).status_code == 400
+        refused = local.get("/healthz", headers={"Host": "rebind.attacker.example"})
+        assert_error(refused, 400, "invalid_host", "rebind.attacker.example", "--allowed-host")
         assert local.get("/healthz", headers={"Host": "127.0.0.1:8000"}).status_code == 200
-    with TestClient(create_app(allowed_hosts=["photos.lan"]), base_url="http://photos.lan") as named:
+        assert_error(local.get("/healthz", headers={"Host": "[::1"}), 400, "invalid_host", "[::1")
+    with TestClient(create_app(allowed_hosts=["photos.lan", "*.home.arpa"]), base_url="http://photos.lan") as named:
         assert named.get("/healthz").status_code == 200
+        assert named.get("/healthz", headers={"Host": "Box.Home.Arpa:8000"}).status_code == 200
+        assert named.get("/healthz", headers={"Host": "home.arpa.evil.example"}).status_code == 400
         assert named.get("/healthz", headers={"Host": "localhost"}).status_code == 400
 
 
@@ -537,16 +720,67 @@ def test_what_broke_the_server_is_now_an_image_or_a_4xx(client, grey_png):
 
 
 @pytest.mark.parametrize(
-    ("arguments", "hosts"),
+    ("host", "extra", "names"),
     [
-        ([], ["localhost", "127.0.0.1"]),
-        (["--host", "0.0.0.0"], ["localhost", "127.0.0.1"]),
-        (["--host", "192.168.1.20"], ["localhost", "127.0.0.1", "192.168.1.20"]),
-        (["--host", "0.0.0.0", "--allowed-host", "photos.lan", "--allowed-host", "*"], ["photos.lan", "*"]),
+        ("127.0.0.1", [], ["localhost", "127.0.0.1"]),
+        ("192.168.1.20", [], ["localhost", "127.0.0.1", "192.168.1.20"]),
+        (
+            "0.0.0.0",
+            ["photos.lan"],
+            ["localhost", "127.0.0.1", socket.gethostname(), f"{socket.gethostname()}.local", "photos.lan"],
+        ),
+        ("::", ["*"], ["localhost", "127.0.0.1", socket.gethostname(), f"{socket.gethostname()}.local", "*"]),
     ],
 )
-def test_serve_answers_local_names_and_its_own_address_unless_told(arguments, hosts):
-    from colorit.cli import build_parser
-    from colorit.cli.serve import allowed_hosts
+def test_serve_answers_local_names_its_own_names_and_those_it_is_given(host, extra, names):
+    from colorit.server.hosts import names_for
 
-    assert allowed_hosts(build_parser().parse_args(["serve", *arguments])) == hosts
+    assert names_for(host, extra) == names
+
+
+def machine_ipv4_addresses() -> list[str]:
+    import psutil
+
+    return [
+        entry.address
+        for entries in psutil.net_if_addrs().values()
+        for entry in entries
+        if entry.family == socket.AF_INET
+    ]
+
+
+def test_serve_on_every_address_answers_each_address_of_the_machine():
+    """Issue 21: `colorit serve --host 0.0.0.0` answered the machine's own address (as a phone opens
+    it) with a plain-text "Invalid host header"."""
+    port = free_port()
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "colorit", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=environment,
+    )
+    try:
+        start_line = server.stderr.readline()
+        listed = re.findall(r"http://([\d.]+):(\d+)/", start_line)
+        assert "--allowed-host" in start_line, start_line
+        assert {address for address, _ in listed} == set(machine_ipv4_addresses()), start_line
+        assert {int(listed_port) for _, listed_port in listed} == {port}
+        wait_for(lambda: server_answers(f"http://127.0.0.1:{port}/healthz"), "the server to start")
+        # 127.0.0.2 is one of the machine's addresses too (all of 127/8 is), though no interface lists it
+        for address in [*machine_ipv4_addresses(), "127.0.0.2"]:
+            response = httpx.get(f"http://{address}:{port}/healthz", timeout=30)
+            assert response.status_code == 200, (address, response.text)
+        refused = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"Host": "rebind.example"}, timeout=30)
+        assert_error(refused, 400, "invalid_host", "rebind.example", "--allowed-host rebind.example")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def server_answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -10,7 +10,6 @@ from colorit.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QU
 
 # Uploads are held in memory, up to workers + queue of them at once.
 MAX_UPLOAD_MB = 1024
-LOCAL_HOSTS = ["localhost", "127.0.0.1"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 or :: for every address)")
     p.add_argument("--port", type=port, default=8000, help="port to listen on")
     p.add_argument("--model", default="default", help="bundled model name or .onnx path")
     p.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, help="colorizations at once")
@@ -36,17 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--allowed-host",
         action="append",
         metavar="NAME",
-        help="a Host header the server answers (repeatable; '*' for any); default: localhost, 127.0.0.1 and "
-        "--host unless it is a wildcard address. Refusing other names stops DNS rebinding from web pages",
+        help="another name the server answers as Host, e.g. the name a reverse proxy or other devices use "
+        "(repeatable; '*.lan' for any name under lan, '*' for any). Always answered: the address a request "
+        "arrives on (with 0.0.0.0 or ::, each of the machine's addresses), localhost, and with 0.0.0.0 or :: "
+        "the machine's name. Other names are refused, which stops web pages from reaching the server by DNS "
+        "rebinding",
     )
     p.set_defaults(run=run)
-
-
-def allowed_hosts(args: argparse.Namespace) -> list[str]:
-    if args.allowed_host:
-        return args.allowed_host
-    wildcard = args.host in ("0.0.0.0", "::", "")
-    return LOCAL_HOSTS + ([] if wildcard or args.host in LOCAL_HOSTS else [args.host])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     from colorit.errors import ColoritError
     from colorit.server.app import create_app
+    from colorit.server.hosts import names_for, reachable_addresses, url_for
 
-    hosts = allowed_hosts(args)
+    hosts = names_for(args.host, args.allowed_host or ())
     try:
         app = create_app(
             model=args.model,
@@ -68,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     except ColoritError as error:
         print(f"colorit serve: {error}", file=sys.stderr)
         return 1
+    urls = ", ".join(url_for(address, args.port) for address in reachable_addresses(args.host))
     print(
-        f"colorit serve: http://{args.host}:{args.port}/ (API docs at /docs; answers Host {', '.join(hosts)})",
+        f"colorit serve: open {urls} (API docs at /docs); answers Host names {', '.join(hosts)} and the "
+        "address a request arrives on; add others with --allowed-host NAME",
         file=sys.stderr,
     )
     # uvicorn reports a port it cannot bind on one line and exits with status 1.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json
 
 from colorit.confidence import MAX_STRENGTH as MAX_UNSURE_GREY
+from colorit.io import FORMATS, output_format
 from colorit.limits import MAX_HINTS, MAX_RENDER_SIZE, MAX_SATURATION
 
-OutputFormat = Literal["png", "jpg", "webp", "tiff"]
+# An output format as the command line's --format names it, in any case; validated into Pillow's name.
+OutputFormat = Annotated[str, AfterValidator(output_format)]
 
 
 class Hint(BaseModel):
@@ -35,7 +37,11 @@ class ColorizeOptions(BaseModel):
         default=None, ge=32, le=MAX_RENDER_SIZE, description="working size of the network, pixels on the long side"
     )
     saturation: float = Field(default=1.0, ge=0.0, le=MAX_SATURATION, description="scales the predicted a and b")
-    format: OutputFormat | None = Field(default=None, description="output format; default: the upload's")
+    format: OutputFormat | None = Field(
+        default=None,
+        description=f"output format, in any case: {', '.join(FORMATS)}; default: the upload's",
+        examples=["jpg"],
+    )
     hints: Json[list[Hint]] | None = Field(default=None, description=f"JSON list of at most {MAX_HINTS} hints")
     unsure_grey: float | None = Field(
         default=None,
@@ -93,6 +99,7 @@ class HealthResponse(BaseModel):
     workers: int = Field(description="colorizations that run at once")
     queue: int = Field(description="colorizations that may wait for a worker")
     busy: int = Field(description="requests now running or waiting")
+    uploads: int = Field(description="uploads being read (they take no colorize slot)")
 
 
 class ErrorResponse(BaseModel):

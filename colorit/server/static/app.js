@@ -1,7 +1,12 @@
-"use strict";
+import { PhotoQueue } from "./queue.js";
+import { drawUnsure } from "./unsure.js";
 
 // Re-colorize this long after the last change, so a drag or a slider move sends one request, not dozens.
 const DEBOUNCE_MS = 150;
+// A press that moves further than this (CSS pixels) is a drag, not a click: it drops no pin.
+const CLICK_SLOP_PX = 5;
+// What the server answers in this header when the upload was a colour photo.
+const INPUT_HEADER = "X-ColorIt-Input";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -13,6 +18,12 @@ const ui = {
   picture: $("picture"),
   originalSide: $("original-side"),
   originalOverlay: $("original-overlay"),
+  divider: $("divider"),
+  notice: $("notice"),
+  queueCard: $("queue"),
+  queueList: $("queue-list"),
+  queueCount: $("queue-count"),
+  downloadAll: $("download-all"),
   resultImage: $("result-image"),
   hintLayer: $("hint-layer"),
   spinner: $("spinner"),
@@ -60,6 +71,9 @@ const state = {
   selectedId: null,
   nextHintId: 1,
   drag: null, // {pointerId, moved}
+  press: null, // {x, y}: where a press on the picture began, to tell a click from a drag
+  current: null, // the queue's item shown in the viewer
+  queueTimer: 0,
   request: null, // AbortController of the colorization in flight
   unsureRequest: null, // AbortController of the confidence map in flight
   unsureCount: 0, // confidence maps drawn so far (tests wait on it)
@@ -80,6 +94,14 @@ function showMessage(text) {
 function clearMessage() {
   ui.message.hidden = true;
   ui.message.textContent = "";
+}
+
+// Not an error: what the user should know about the photo shown (a colour photo is recoloured).
+function showNotice(item) {
+  ui.notice.hidden = !item.hasColour;
+  ui.notice.textContent = item.hasColour
+    ? `${item.file.name} is already in colour: it is recoloured from its brightness alone, and its own colours are replaced.`
+    : "";
 }
 
 function setBusy(busy) {
@@ -108,10 +130,27 @@ function loadImage(url) {
   return image.decode().then(() => image);
 }
 
-async function openFile(file) {
-  if (!file) return;
+// Several files: all are colorized, one after another, and listed; the first is shown.
+function openFiles(fileList) {
+  const files = [...fileList];
+  if (!files.length) return;
+  const items = queue.replace(files);
+  ui.queueCard.hidden = items.length < 2;
+  ui.queueCount.textContent = items.length > 1 ? `(${items.length})` : "";
+  showItem(items[0]);
+}
+
+function showItem(item) {
+  if (item === state.current) return;
+  state.current = item;
+  queue.render(item);
+  openFile(item.file, item.hints);
+}
+
+async function openFile(file, hints) {
   cancelPending();
   clearMessage();
+  ui.notice.hidden = true;
   resetHints();
   renderHints();
   releaseUrls();
@@ -124,17 +163,23 @@ async function openFile(file) {
   ui.dropzone.classList.add("compact");
   try {
     const image = await loadImage(state.originalUrl);
+    if (state.file !== file) return; // another photo was opened meanwhile
     setImageSize(image);
     state.previewFormat = null;
     for (const img of [ui.originalSide, ui.originalOverlay, ui.resultImage]) img.src = state.originalUrl;
     ui.viewer.hidden = false;
   } catch {
+    if (state.file !== file) return;
     // Not a format this browser shows (or not an image at all): the server decides which.
     state.previewFormat = "png";
     ui.viewer.hidden = true;
   }
+  // The item's pins, kept while another photo was shown (exported from this photo: valid as they are).
+  state.hints = hints.map((hint) => ({ id: state.nextHintId++, ...hint }));
+  state.committedHints = cloneHints(state.hints);
   updateHintControls();
   colorize();
+  queue.run();
 }
 
 function setImageSize(image) {
@@ -151,22 +196,23 @@ function releaseUrls() {
 
 // ---------- colorizing ----------
 
-function buildForm(format) {
+function buildForm(format, file = state.file, hints = exportHints()) {
   const form = new FormData();
-  form.append("file", state.file, state.file.name);
+  form.append("file", file, file.name);
   form.append("model", ui.modelSelect.value);
   form.append("saturation", ui.saturation.value);
   form.append("render_size", ui.renderSize.value);
   if (format) form.append("format", format);
-  if (state.hints.length && modelAcceptsHints()) form.append("hints", JSON.stringify(exportHints()));
+  if (hints.length && modelAcceptsHints()) form.append("hints", JSON.stringify(hints));
   if (state.reference) form.append("reference", state.reference, state.reference.name);
   return form;
 }
 
-async function requestColorized(format, signal) {
-  const response = await fetch("/api/colorize", { method: "POST", body: buildForm(format), signal });
+async function requestColorized(format, signal, file, hints) {
+  const response = await fetch("/api/colorize", { method: "POST", body: buildForm(format, file, hints), signal });
   if (!response.ok) throw new Error(await errorText(response));
-  return { blob: await response.blob(), filename: filenameFrom(response) };
+  const hasColour = response.headers.get(INPUT_HEADER) === "colour";
+  return { blob: await response.blob(), filename: filenameFrom(response), hasColour };
 }
 
 // The server names every result in Content-Disposition, the exact UTF-8 name in filename*.
@@ -187,15 +233,27 @@ function scheduleColorize() {
   state.timer = setTimeout(colorize, DEBOUNCE_MS);
 }
 
+// A setting that applies to every photo changed: the shown one and the queue are colorized again.
+function settingsChanged() {
+  scheduleColorize();
+  clearTimeout(state.queueTimer);
+  state.queueTimer = setTimeout(() => queue.requeue(), DEBOUNCE_MS);
+}
+
 async function colorize() {
   cancelPending();
   const controller = new AbortController();
   state.request = controller;
   setBusy(true);
   const started = performance.now();
+  const item = state.current;
+  if (queue.hooks.handledElsewhere(item)) queue.settle(item, { status: "working" });
   try {
-    const { blob, filename } = await requestColorized(state.previewFormat, controller.signal);
+    const { blob, filename, hasColour } = await requestColorized(state.previewFormat, controller.signal);
     await showResult(blob, filename, controller.signal);
+    showNotice(Object.assign(item, { hasColour }));
+    // A preview stands for the download only when it is in the upload's own format.
+    if (queue.hooks.handledElsewhere(item)) queue.settle(item, { status: "done", result: { blob, filename }, error: "" });
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
     ui.status.textContent = `${state.width} × ${state.height} px, colorized in ${seconds} s`;
     clearMessage();
@@ -205,6 +263,7 @@ async function colorize() {
     if (error.name === "AbortError") return;
     ui.status.textContent = "";
     showMessage(error.message);
+    if (queue.hooks.handledElsewhere(item)) queue.settle(item, { status: "failed", error: error.message });
   } finally {
     if (state.request === controller) {
       state.request = null;
@@ -269,16 +328,6 @@ function saveBlob(blob, filename) {
 
 // ---------- where the model is unsure ----------
 
-// The server's map is the model's confidence (grey levels 0..255). Its range differs from model to
-// model, so the tint is relative to the image: none from the level that SURE_SHARE of the pixels
-// exceed, full at the level that only UNSURE_SHARE fall below, linear between.
-const SURE_SHARE = 0.1;
-const UNSURE_SHARE = 0.1;
-const UNSURE_TINT = [255, 48, 160]; // magenta, rare in photos, so that it reads as a mark
-const UNSURE_ALPHA = 0.7;
-// The tint is computed at most this many pixels on the longer side: it guides the eye, no more.
-const UNSURE_MAX_SIDE = 1024;
-
 function showUnsureOverlay(show) {
   ui.unsureOverlay.hidden = !show;
   ui.unsureLegend.hidden = !show;
@@ -303,7 +352,7 @@ async function updateUnsureOverlay() {
     try {
       const map = await loadImage(url);
       if (controller.signal.aborted) return;
-      drawUnsure(map);
+      drawUnsure(ui.unsureOverlay, map);
     } finally {
       URL.revokeObjectURL(url);
     }
@@ -318,37 +367,6 @@ async function updateUnsureOverlay() {
   } finally {
     if (state.unsureRequest === controller) state.unsureRequest = null;
   }
-}
-
-// The grey levels below which the given shares of an RGBA image's pixels lie.
-function levelsAt(values, shares) {
-  const counts = new Array(256).fill(0);
-  for (let i = 0; i < values.length; i += 4) counts[values[i]] += 1;
-  const total = values.length / 4;
-  return shares.map((share) => {
-    let level = 0;
-    for (let seen = counts[0]; seen < share * total && level < 255; seen += counts[++level]);
-    return level;
-  });
-}
-
-function drawUnsure(map) {
-  const scale = Math.min(1, UNSURE_MAX_SIDE / Math.max(map.naturalWidth, map.naturalHeight));
-  const canvas = ui.unsureOverlay;
-  canvas.width = Math.max(1, Math.round(map.naturalWidth * scale));
-  canvas.height = Math.max(1, Math.round(map.naturalHeight * scale));
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(map, 0, 0, canvas.width, canvas.height);
-  const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
-  const values = pixels.data;
-  const [unsureLevel, sureLevel] = levelsAt(values, [UNSURE_SHARE, 1 - SURE_SHARE]);
-  const span = Math.max(1, sureLevel - unsureLevel);
-  for (let i = 0; i < values.length; i += 4) {
-    const unsure = Math.min(1, Math.max(0, (sureLevel - values[i]) / span));
-    values.set(UNSURE_TINT, i);
-    values[i + 3] = Math.round(255 * UNSURE_ALPHA * unsure);
-  }
-  context.putImageData(pixels, 0, 0);
 }
 
 // ---------- models ----------
@@ -390,8 +408,16 @@ function resetHints() {
 function commitHints() {
   state.history.push(state.committedHints);
   state.committedHints = cloneHints(state.hints);
+  hintsChanged();
+}
+
+// The photo's pins stay with its queue item (for "Download all" and when it is shown again).
+function hintsChanged() {
   renderHints();
   scheduleColorize();
+  const item = state.current;
+  item.hints = exportHints();
+  if (!queue.hooks.handledElsewhere(item)) queue.requeue([item]);
 }
 
 function undo() {
@@ -399,8 +425,7 @@ function undo() {
   state.hints = state.history.pop();
   state.committedHints = cloneHints(state.hints);
   if (!state.hints.some((hint) => hint.id === state.selectedId)) state.selectedId = null;
-  renderHints();
-  scheduleColorize();
+  hintsChanged();
 }
 
 function selectedHint() {
@@ -520,6 +545,7 @@ function imagePoint(event) {
 }
 
 function onLayerPointerDown(event) {
+  state.press = { x: event.clientX, y: event.clientY };
   const marker = event.target.closest(".pin");
   if (!marker || !state.result) return;
   event.preventDefault();
@@ -546,8 +572,12 @@ function onLayerPointerUp(event) {
   if (drag.moved) commitHints();
 }
 
+// A click drops a pin; a press that moved (a drag across the picture) does not.
 function onLayerClick(event) {
-  if (event.target !== ui.hintLayer || !state.result || !modelAcceptsHints()) return;
+  const press = state.press;
+  state.press = null;
+  const moved = press && Math.hypot(event.clientX - press.x, event.clientY - press.y) > CLICK_SLOP_PX;
+  if (moved || event.target !== ui.hintLayer || !state.result || !modelAcceptsHints()) return;
   const point = imagePoint(event);
   addHint(point.x, point.y);
 }
@@ -640,7 +670,7 @@ function setReference(file) {
   ui.referenceThumb.hidden = ui.referenceRemove.hidden = !file;
   ui.referenceZone.classList.toggle("has-reference", Boolean(file));
   ui.referenceInput.value = "";
-  if (state.file) scheduleColorize();
+  if (state.file) settingsChanged();
 }
 
 function wireReference() {
@@ -659,8 +689,46 @@ function setSplit() {
   ui.stage.style.setProperty("--split", `${ui.compareSlider.value}%`);
 }
 
+// The divider itself is dragged (the slider under the picture does the same from the keyboard).
+function onDividerPointerDown(event) {
+  event.preventDefault();
+  ui.divider.setPointerCapture(event.pointerId);
+  ui.divider.classList.add("dragging");
+  moveDivider(event);
+}
+
+function moveDivider(event) {
+  if (!ui.divider.hasPointerCapture(event.pointerId)) return;
+  const box = ui.picture.getBoundingClientRect();
+  const share = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+  ui.compareSlider.value = String(Math.round(share * 100));
+  setSplit();
+}
+
+function onDividerPointerUp(event) {
+  ui.divider.classList.remove("dragging");
+  if (ui.divider.hasPointerCapture(event.pointerId)) ui.divider.releasePointerCapture(event.pointerId);
+}
+
+// ---------- several photos ----------
+
+const queue = new PhotoQueue(ui.queueList, {
+  colorize: (item, signal) => requestColorized(null, signal, item.file, item.hints),
+  show: showItem,
+  // The photo shown is colorized by the viewer, and its result is the download unless it is a preview.
+  handledElsewhere: (item) => item === state.current && !state.previewFormat,
+  changed: () => {
+    ui.downloadAll.disabled = !(queue.idle && queue.done.length);
+    ui.queueCard.dataset.state = queue.idle ? "idle" : "working";
+  },
+});
+
+async function downloadAll() {
+  saveBlob(await queue.zip(), "colorized.zip");
+}
+
 function wire() {
-  ui.fileInput.addEventListener("change", () => openFile(ui.fileInput.files[0]));
+  ui.fileInput.addEventListener("change", () => openFiles(ui.fileInput.files));
   wireReference();
   for (const type of ["dragenter", "dragover"]) {
     document.addEventListener(type, (event) => {
@@ -674,10 +742,15 @@ function wire() {
   document.addEventListener("drop", (event) => {
     event.preventDefault();
     ui.dropzone.classList.remove("dragging");
-    openFile(event.dataTransfer.files[0]);
+    openFiles(event.dataTransfer.files);
   });
 
   ui.compareSlider.addEventListener("input", setSplit);
+  ui.divider.addEventListener("pointerdown", onDividerPointerDown);
+  ui.divider.addEventListener("pointermove", moveDivider);
+  ui.divider.addEventListener("pointerup", onDividerPointerUp);
+  ui.divider.addEventListener("pointercancel", onDividerPointerUp);
+  ui.downloadAll.addEventListener("click", downloadAll);
   ui.sideBySide.addEventListener("change", () => {
     ui.stage.dataset.layout = ui.sideBySide.checked ? "side" : "compare";
     ui.compareSlider.disabled = ui.sideBySide.checked;
@@ -688,12 +761,12 @@ function wire() {
 
   ui.saturation.addEventListener("input", () => {
     ui.saturationValue.textContent = Number(ui.saturation.value).toFixed(2);
-    scheduleColorize();
+    settingsChanged();
   });
-  ui.renderSize.addEventListener("change", scheduleColorize);
+  ui.renderSize.addEventListener("change", settingsChanged);
   ui.modelSelect.addEventListener("change", () => {
     updateHintControls();
-    scheduleColorize();
+    settingsChanged();
   });
   ui.downloadButton.addEventListener("click", downloadResult);
 

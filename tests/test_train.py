@@ -174,6 +174,9 @@ def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=4, resume=True))
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["step"] == 4
+    # 3 training photos, batch 4: four steps (two, then two resumed) drew 16, 6 epochs begun, 2 left of the last
+    epoch, order = state["sampler_position"][0]
+    assert epoch == 6 and len(order) == 2
     assert [h["step"] for h in state["history"]] == [2, 4]
     assert {"val_loss", "auc", "saturated_auc", "psnr", "grey_psnr", "hue_recall", "chroma_ratio"} <= set(
         state["history"][-1]

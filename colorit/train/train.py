@@ -43,7 +43,7 @@ MODELS = ("default", "seed-ae")
 ENCODER_MODES = ("frozen", "partial", "finetune")
 BN_MODES = ("frozen", "updated")
 SNAPSHOTS = "snapshots"  # OUT/snapshots/step-NNNNNNN.pt: the weights at every validation
-RESUME_ONLY_KEYS = ("optimizer", "sampler_rng", "hint_rng")
+RESUME_ONLY_KEYS = ("optimizer", "sampler_rng", "hint_rng", "sampler_position")
 # "partial": the blocks up to stride 16's first stage keep their ImageNet weights; the rest learn.
 PARTIAL_FROZEN_BLOCKS = 8
 
@@ -336,6 +336,8 @@ def train(cfg: TrainConfig) -> Path:
         step, elapsed, best_score, history = state["step"], state["elapsed"], state["best_score"], state["history"]
         sampler.generator.set_state(state["sampler_rng"][rank % len(state["sampler_rng"])])
         hint_generator.set_state(state["hint_rng"][rank % len(state["hint_rng"])])
+        if "sampler_position" in state:  # where this rank was in its epoch, so that no photo is skipped or repeated
+            sampler.epoch, sampler.order = state["sampler_position"][rank % len(state["sampler_position"])]
         if rank == 0:
             print(f"colorit train: resumed from {last_path} at step {step} ({elapsed / 60:.1f} min)")
     model = objective
@@ -357,7 +359,7 @@ def train(cfg: TrainConfig) -> Path:
     def save_checkpoint(path: Path, resumable: bool = True) -> None:
         """Save the run's state; resumable=False leaves out the optimizer and random streams (a snapshot of
         the weights for later evaluation: `colorit export` reads it as any checkpoint)."""
-        rngs = [sampler.generator.get_state(), hint_generator.get_state()]
+        rngs = [sampler.generator.get_state(), hint_generator.get_state(), (sampler.epoch, sampler.order)]
         if world > 1:
             gathered = [None] * world
             dist.all_gather_object(gathered, rngs)
@@ -375,6 +377,7 @@ def train(cfg: TrainConfig) -> Path:
             "config": asdict(cfg),
             "sampler_rng": [g[0] for g in gathered],
             "hint_rng": [g[1] for g in gathered],
+            "sampler_position": [g[2] for g in gathered],
             "world_size": world,
             "hardware": hardware_description(device),
         }

@@ -1,9 +1,10 @@
 """Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
-advance: export each checkpoint at every annealed-mean temperature, give each export a card per
-grey-where-unsure strength, evaluate all of them on photo-val at the default working size, and keep
-the variant with the highest hue-family recall among those whose PSNR is at least grey's (the rule that
-picks checkpoints, colorit.train.train.selection_score: the right hue, and no harm per pixel). Without
-such a variant, the highest PSNR.
+advance (before the photo-library runs were evaluated): export each checkpoint at every annealed-mean
+temperature, give each export a card per grey-where-unsure strength, evaluate all of them on photo-val
+at the default working size, and keep the variant with the highest hue-family recall among those that
+clearly do no harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue
+19's targets); without one, the highest recall among those whose PSNR is at least grey's (the rule that
+picks checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
@@ -45,11 +46,22 @@ def export_variants(runs: dict[str, Path], models: Path) -> dict[str, Path]:
     return variants
 
 
+# "Clearly no harm" (the rule above): how far past grey a variant must be on PSNR (dB) and CIEDE2000.
+NO_HARM_PSNR_MARGIN = 1.0
+NO_HARM_CIEDE2000_MARGIN = 1.0
+
+
 def choose(rows: list[dict], variants: dict[str, Path]) -> dict:
     """The rule in the module docstring, over the exported variants."""
     grey = next(row for row in rows if row["model"] == GREY_BASELINE)
     candidates = [row for row in rows if row["model"] in variants]
-    safe = [row for row in candidates if row["psnr"] >= grey["psnr"]]
+    clear = [
+        row
+        for row in candidates
+        if row["psnr"] >= grey["psnr"] + NO_HARM_PSNR_MARGIN
+        and row["ciede2000"] <= grey["ciede2000"] - NO_HARM_CIEDE2000_MARGIN
+    ]
+    safe = clear or [row for row in candidates if row["psnr"] >= grey["psnr"]]
     if safe:
         return max(safe, key=lambda row: row["hue_recall"])
     return max(candidates, key=lambda row: row["psnr"])

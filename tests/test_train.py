@@ -26,9 +26,16 @@ from colorit.train.losses import (  # noqa: E402
     rebalance_weights,
     regression_loss,
 )
-from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
+from colorit.train.model_default import ColorUNet, HintAttention, load_pretrained_lite0, pooled_hints  # noqa: E402
 from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
-from colorit.train.train import Objective, TrainConfig, selection_score, train, validate  # noqa: E402
+from colorit.train.train import (  # noqa: E402
+    Objective,
+    TrainConfig,
+    frozen_parameter_names,
+    selection_score,
+    train,
+    validate,
+)
 
 PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea, "rocket": skdata.rocket}
 
@@ -315,7 +322,7 @@ def test_distributed_training_smoke(photo_folder, tmp_path):
 
 
 def encoder_state(net: ColorUNet) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in net.state_dict().items() if k.startswith(("blocks.", "stem_bn."))}
+    return {k: v.clone() for k, v in net.state_dict().items() if k.startswith(("blocks.", "stem.", "stem_bn."))}
 
 
 @pytest.mark.parametrize(("encoder", "bn_stats"), [("frozen", "frozen"), ("finetune", "updated")])
@@ -330,6 +337,71 @@ def test_encoder_and_its_statistics_stay_frozen_only_when_asked(photo_folder, tm
         assert changed == set()  # weights and BatchNorm running statistics alike
     else:
         assert any(k.endswith("running_mean") for k in changed) and any(k.endswith(".weight") for k in changed)
+
+
+def test_frozen_encoder_blocks_keep_no_graph_and_get_no_gradient():
+    """--encoder partial: the stem and the first blocks run without autograd (no backward through what does
+    not learn); the blocks after them and the decoder learn."""
+    net = ColorUNet(ab_bins(), load_pretrained_lite0())
+    frozen = frozen_parameter_names(net, "partial")
+    assert "stem.weight" in frozen and "blocks.0._depthwise_conv.weight" in frozen
+    assert not any(name.startswith(("blocks.8.", "up16.", "hint_attention.")) for name in frozen)
+    net_input, ab, weight = train_data.make_batch(rgb_batch(64), torch.Generator().manual_seed(0), True)
+    s4, s8, s16, s32 = net.encode(net_input[:, :1])
+    assert not s4.requires_grad and not s8.requires_grad  # strides 4 and 8 end before block 8
+    assert s16.requires_grad and s32.requires_grad
+    Objective(net, torch.ones(len(net.ab_bins)))(net_input, ab, weight).backward()
+    grads = {name: p.grad for name, p in net.named_parameters()}
+    assert all(grads[name] is None for name in frozen)
+    assert grads["blocks.8._expand_conv.weight"] is not None and grads["hint_attention.query.weight"] is not None
+
+
+def test_the_encoder_sees_luminance_alone():
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
+    grey = train_data.make_batch(rgb_batch(64), None, True)[0]
+    hinted = train_data.make_batch(rgb_batch(64), torch.Generator().manual_seed(0), True, hint_points=10)[0]
+    with torch.no_grad():
+        for plain, with_hints in zip(net.encode(grey[:, :1]), net.encode(hinted[:, :1])):
+            assert torch.equal(plain, with_hints)
+        # ... while the hints still reach the output, through the decoder.
+        assert not torch.equal(net.logits(grey), net.logits(hinted))
+
+
+def test_pooled_hints_are_the_mean_hinted_colour_of_each_cell():
+    hints = torch.zeros(1, 3, 32, 32)
+    hints[0, :, 2:4, 2:4] = torch.tensor([0.5, -0.2, 1.0]).view(3, 1, 1)  # one 2x2 patch in the first cell
+    hints[0, :, 20, 20] = torch.tensor([-0.3, 0.4, 1.0])
+    colour, present = pooled_hints(hints, 16)
+    assert present[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    torch.testing.assert_close(colour[0, :, 0, 0], torch.tensor([0.5, -0.2]))
+    torch.testing.assert_close(colour[0, :, 1, 1], torch.tensor([-0.3, 0.4]))
+    assert colour[0, :, 0, 1].abs().max() == 0
+
+
+def test_hint_attention_carries_a_hint_to_what_looks_like_the_hinted_place():
+    """Keys and queries that compare features as they are: a hint on one of two far-apart patches of the same
+    stuff reaches the other one, and not a patch of different stuff next to it."""
+    attention = HintAttention(4, key_channels=4)
+    with torch.no_grad():
+        for conv in (attention.query, attention.key):
+            conv.weight.copy_(torch.eye(4).view(4, 4, 1, 1) * 3)
+            conv.bias.zero_()
+        attention.distance_penalty.fill_(-20.0)  # softplus ~ 0: distance does not count here
+    stuff = torch.tensor([1.0, 0.0, 1.0, 0.0]).view(4, 1, 1)
+    features = torch.zeros(1, 4, 8, 8)
+    features[0, :, 0:2, 0:2] = stuff  # hinted
+    features[0, :, 6:8, 6:8] = stuff  # the same stuff, far away
+    features[0, :, 0:2, 3:5] = -stuff  # other stuff, near the hint
+    hint_ab, present = torch.zeros(1, 2, 8, 8), torch.zeros(1, 1, 8, 8)
+    hint_ab[0, :, 0, 0] = torch.tensor([0.4, 0.3])
+    present[0, 0, 0, 0] = 1
+    with torch.no_grad():
+        gathered = attention(features, hint_ab, present)
+    weight = gathered[0, 2]
+    assert weight[7, 7] > 0.9 and weight[1, 4] < 0.05
+    torch.testing.assert_close(gathered[0, :2, 7, 7] / weight[7, 7], torch.tensor([0.4, 0.3]))
+    without = attention(features, hint_ab, torch.zeros_like(present))
+    assert without.abs().max() < 1e-3  # no hints: nothing gathered
 
 
 def test_cutouts_are_pasted_with_their_alpha():

@@ -1,15 +1,19 @@
 """The `default` model: a U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder.
 
 Input: L plus optional user hints (4 channels, as in Zhang et al. 2017: L/50-1, hint a/110, hint b/110,
-hint mask). The decoder predicts a distribution over quantised ab bins at a quarter of the input
-resolution, as Zhang et al. 2016 do (chroma needs less detail than luminance, and a finer head cost
-3x the decoder's time on the CPU); the output is its annealed mean, upsampled to the input size.
-H and W must be multiples of 32.
+hint mask). The encoder sees L alone, so a frozen encoder runs without gradients; the hints enter the
+decoder twice: through a hint attention at 1/16 resolution that carries each hint's colour to the places
+whose features resemble the hinted one (how one click can colour a whole coat), and at 1/8 and 1/4 size
+beside the encoder's skips (where exactly the hinted pixel is). The decoder predicts a distribution over
+quantised ab bins at a quarter of the input resolution, as Zhang et al. 2016 do (chroma needs less detail
+than luminance, and a finer head cost 3x the decoder's time on the CPU); the output is its annealed mean,
+upsampled to the input size. H and W must be multiples of 32.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -124,23 +128,66 @@ class DecoderBlock(nn.Module):
         return self.convs(torch.cat([x, skip], 1))
 
 
+def pooled_hints(hints: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hint channels (a/110 and b/110 where hinted, 0 elsewhere; mask) -> per cell of stride x stride
+    pixels the mean hinted colour [N, 2, h, w] and whether any pixel of the cell is hinted [N, 1, h, w]."""
+    pooled = F.avg_pool2d(hints, stride)
+    coverage = pooled[:, 2:]
+    present = (coverage > 0).to(hints.dtype)
+    return pooled[:, :2] / coverage.clamp_min(1e-6) * present, present
+
+
+class HintAttention(nn.Module):
+    """Each position looks at the hinted positions (and at a 'no hint' slot) with attention whose keys
+    and queries come from the decoder's features, with a learnt penalty on distance, and takes the
+    weighted mean of their colours: a hint reaches what looks like the hinted place, near or far, and no
+    further. Returns [N, 3, h, w]: the gathered colour (a, b: weighted, so 0 where nothing is gathered)
+    and the weight gathered from hints (0..1)."""
+
+    def __init__(self, channels: int, key_channels: int = 32):
+        super().__init__()
+        self.query = nn.Conv2d(channels, key_channels, 1)
+        self.key = nn.Conv2d(channels, key_channels, 1)
+        self.no_hint_key = nn.Parameter(torch.zeros(key_channels))
+        self.distance_penalty = nn.Parameter(torch.tensor(1.0))  # per squared distance, in image heights
+        self.scale = 1 / math.sqrt(key_channels)
+
+    def forward(self, features: torch.Tensor, hint_ab: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = features.shape
+        query = self.query(features).flatten(2).transpose(1, 2)  # [N, P, K]
+        key = self.key(features).flatten(2)  # [N, K, P]
+        ys = torch.arange(height, device=features.device, dtype=features.dtype)[:, None].expand(height, width)
+        xs = torch.arange(width, device=features.device, dtype=features.dtype)[None, :].expand(height, width)
+        position = torch.stack([ys.flatten(), xs.flatten()], 1) / height  # [P, 2]
+        distance2 = (position[:, None, :] - position[None, :, :]).pow(2).sum(-1)  # [P, P]
+        scores = query @ key * self.scale - F.softplus(self.distance_penalty) * distance2
+        # Unhinted positions cannot be attended to: a large negative score, not -inf, keeps softmax finite.
+        scores = scores + (present.flatten(2) - 1) * 1e4
+        no_hint = (query @ self.no_hint_key)[..., None] * self.scale  # [N, P, 1]
+        weights = torch.softmax(torch.cat([no_hint, scores], -1), -1)[..., 1:]
+        values = torch.cat([hint_ab, torch.ones_like(present)], 1).flatten(2).transpose(1, 2)  # [N, P, 3]
+        return (weights @ values).transpose(1, 2).reshape(n, 3, height, width)
+
+
 class ColorUNet(nn.Module):
     """L + hints (4 channels) -> ab. `ab_bins` [Q, 2] are the quantised ab classes."""
 
     def __init__(self, ab_bins: torch.Tensor, encoder: EfficientNetLite0 | None = None, temperature: float = 0.38):
         super().__init__()
         encoder = encoder or EfficientNetLite0()
-        # One input channel for L and three for the hints. The L weights are the RGB weights summed, which
-        # gives the pretrained response to a grey image; the hint weights start at zero and are learnt.
-        self.stem = Conv2dSame(4, 32, 3, 2)
+        # The stem sees L alone: its weights are the RGB ones summed, which gives the pretrained response to a
+        # grey image, so a frozen encoder is exactly ImageNet's and needs no gradients at all.
+        self.stem = Conv2dSame(1, 32, 3, 2)
         with torch.no_grad():
-            self.stem.weight.zero_()
-            self.stem.weight[:, :1] = encoder._conv_stem.weight.sum(1, keepdim=True)
+            self.stem.weight.copy_(encoder._conv_stem.weight.sum(1, keepdim=True))
         self.stem_bn = encoder._bn0
         self.blocks = encoder._blocks
+        # Leading encoder blocks (the stem counted as -1) that run without gradients: set by training.
+        self.frozen_blocks = 0
         self.up16 = DecoderBlock(320, 112, 128)
-        self.up8 = DecoderBlock(128, 40, 64)
-        self.up4 = DecoderBlock(64, 24 + 4, 64)  # the input again at quarter size: hints stay local
+        self.hint_attention = HintAttention(128)
+        self.up8 = DecoderBlock(128 + 3, 40 + 3, 64)  # + gathered hints, + the hints at 1/8
+        self.up4 = DecoderBlock(64, 24 + 4, 64)  # + the input at 1/4: hints stay sharp where they are
         self.classifier = nn.Conv2d(64, ab_bins.shape[0], 1)
         self.register_buffer("ab_bins", ab_bins.float())
         self.register_buffer("temperature", torch.tensor(float(temperature)))
@@ -152,17 +199,27 @@ class ColorUNet(nn.Module):
         # The spread (standard deviation) of the uniform distribution over the bins: knowing nothing.
         self.uniform_spread = (bins - bins.mean(0)).pow(2).sum(1).mean().sqrt().item()
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores over the ab bins at a quarter of the input resolution."""
-        h = F.relu6(self.stem_bn(self.stem(x)))
+    def encode(self, L: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's features at strides 4, 8, 16 and 32. The first `frozen_blocks` blocks (and the
+        stem, when any block is frozen) keep no graph: backpropagating through what does not learn would
+        cost as much again as running it."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.frozen_blocks == 0):
+            h = F.relu6(self.stem_bn(self.stem(L)))
         skips = []
         for i, block in enumerate(self.blocks):
-            h = block(h)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and i >= self.frozen_blocks):
+                h = block(h)
             if i in SKIP_BLOCKS:
                 skips.append(h)
-        s4, s8, s16, s32 = skips
+        return skips
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores over the ab bins at a quarter of the input resolution."""
+        hints = x[:, 1:]
+        s4, s8, s16, s32 = self.encode(x[:, :1])
         h = self.up16(s32, s16)
-        h = self.up8(h, s8)
+        gathered = self.hint_attention(h, *pooled_hints(hints, 16))
+        h = self.up8(torch.cat([h, gathered], 1), torch.cat([s8, F.avg_pool2d(hints, 8)], 1))
         h = self.up4(h, torch.cat([s4, F.avg_pool2d(x, 4)], 1))
         return self.classifier(h)
 

@@ -129,12 +129,12 @@ def _colour_prior(sampler: CropSampler, crop: int, bins: torch.Tensor, mix: floa
 
 
 def frozen_parameter_names(net: nn.Module, encoder: str) -> set[str]:
-    """Names of the pretrained encoder's parameters that keep their ImageNet values. The 4-channel stem
-    always learns (its hint weights start at zero)."""
+    """Names of the pretrained encoder's parameters (its stem and leading blocks) that keep their ImageNet
+    values, and tells the network to run those blocks without gradients."""
     if not isinstance(net, ColorUNet) or encoder == "finetune":
         return set()
-    last = len(net.blocks) if encoder == "frozen" else PARTIAL_FROZEN_BLOCKS
-    prefixes = ("stem_bn.", *(f"blocks.{i}." for i in range(last)))
+    net.frozen_blocks = len(net.blocks) if encoder == "frozen" else PARTIAL_FROZEN_BLOCKS
+    prefixes = ("stem.", "stem_bn.", *(f"blocks.{i}." for i in range(net.frozen_blocks)))
     return {name for name, _ in net.named_parameters() if name.startswith(prefixes)}
 
 
@@ -318,7 +318,7 @@ def train(cfg: TrainConfig) -> Path:
     objective = Objective(net, class_weight, cfg.hint_weight if hint_channels else 0.0, cfg.regression_weight)
     objective = objective.to(device).to(memory_format=torch.channels_last)
     frozen = frozen_parameter_names(net, cfg.encoder)
-    encoder_prefixes = ("blocks.", "stem_bn.")
+    encoder_prefixes = ("blocks.", "stem.", "stem_bn.")
     groups = [{"params": [], "lr_scale": 1.0}, {"params": [], "lr_scale": cfg.encoder_lr_scale}]
     for name, parameter in net.named_parameters():
         if name in frozen:

@@ -1,6 +1,7 @@
 """Training throughput (images/s at 128 and 256 px, PyTorch on the CPU, with the committed recipe's
-frozen encoder left frozen) and ONNX Runtime inference
-time (256 and 512 px, batch 1) for both bundled models on this machine.
+encoder setting; for `default` also with the encoder frozen whole and fine-tuned whole, which shows what
+running the frozen blocks without autograd saves) and ONNX Runtime inference time (256 and 512 px,
+batch 1) for both bundled models on this machine.
 
     python benchmarks/bench_models.py [--previous OLD.onnx]   # writes benchmarks/results/models.json
 
@@ -27,7 +28,14 @@ from skimage import data as skdata
 
 from colorit.session import MODELS_DIR, cpu_count
 from colorit.train.data import make_batch
-from colorit.train.train import Objective, TrainConfig, build_model, frozen_parameter_names, set_train_mode
+from colorit.train.train import (
+    ENCODER_MODES,
+    Objective,
+    TrainConfig,
+    build_model,
+    frozen_parameter_names,
+    set_train_mode,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
 PHOTOS = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
@@ -40,10 +48,12 @@ def photo_batch(size: int, count: int) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255
 
 
-def training_images_per_second(name: str, size: int, batch: int, steps: int) -> float:
+def training_images_per_second(name: str, size: int, batch: int, steps: int, encoder: str | None = None) -> float:
+    """Images/s of `colorit train`'s step (batch making, forward, backward, AdamW) on real photos, with the
+    committed recipe, or with its encoder setting replaced by `encoder`."""
     net = build_model(name)
     recipe = TrainConfig(data="", out="", model=name)
-    frozen = frozen_parameter_names(net, recipe.encoder)
+    frozen = frozen_parameter_names(net, encoder or recipe.encoder)
     for parameter_name, parameter in net.named_parameters():
         parameter.requires_grad_(parameter_name not in frozen)
     hint_channels = name == "default"
@@ -100,6 +110,11 @@ def main() -> None:
         row = {}
         for size, batch, steps in ((128, 16, 4), (256, 8, 3)):
             row[f"train_img_per_s_{size}"] = round(training_images_per_second(name, size, batch, steps), 2)
+        if name == "default":
+            for encoder in ENCODER_MODES:
+                row[f"train_img_per_s_128_encoder_{encoder}"] = round(
+                    training_images_per_second(name, 128, 16, 4, encoder), 2
+                )
         for label, (height, width) in INFERENCE_SIZES.items():
             row[f"onnx_ms_{label}"] = round(inference_ms(MODELS_DIR / f"{name}.onnx", height, width), 1)
         results["models"][name] = row

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from colorit.api import colorize_picture  # noqa: E402
-from colorit.io import cpu_count, encode_image, read_image, write_image  # noqa: E402
+from colorit.encoding import encode_image, write_image  # noqa: E402
+from colorit.io import cpu_count, read_image  # noqa: E402
 from colorit.session import list_models, load_model  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "pipeline.json"

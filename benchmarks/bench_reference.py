@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from colorit.api import colorize_picture  # noqa: E402
+from colorit.encoding import encode_image  # noqa: E402
 from colorit.evaluate import evaluate_folder, format_table  # noqa: E402
-from colorit.io import cpu_count, encode_image, read_image  # noqa: E402
+from colorit.io import cpu_count, read_image  # noqa: E402
 from colorit.session import load_model  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "reference.json"

@@ -361,6 +361,7 @@ def main() -> int:
     server_args = [f"--{name}={value}" for name, value in chosen.items() if value is not None]
 
     upload = one_megapixel_grey_jpeg()
+    load_before = os.getloadavg()  # the machine is shared: its load goes with the timings
     with Serving(server_args) as serving:
         base_url = serving.base_url
         process = psutil.Process(serving.process.pid)
@@ -403,7 +404,14 @@ def main() -> int:
         }
 
     report = {
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            # 1, 5 and 15 minute load averages before and after: other processes' CPU use slows every timing
+            "load_average_before": [round(value, 2) for value in load_before],
+            "load_average_after": [round(value, 2) for value in os.getloadavg()],
+            "device": settings["device"],
+        },
         "server": {"workers": settings["workers"], "queue": settings["queue"]},
         "upload": {"pixels": UPLOAD_SIZE[0] * UPLOAD_SIZE[1], "bytes": len(upload), "format": "JPEG, grey"},
         "requests": args.requests,

@@ -2,6 +2,7 @@
 
 from colorit.api import colorize
 from colorit.session import list_models, load_model
+from colorit.version import __version__
+from colorit.video import colorize_video
 
-__all__ = ["colorize", "list_models", "load_model"]
-__version__ = "0.1.0"
+__all__ = ["__version__", "colorize", "colorize_video", "list_models", "load_model"]

@@ -9,8 +9,11 @@ import numpy as np
 from PIL import Image
 
 from colorit.confidence import confidence_image, confidence_png
-from colorit.io import DEFAULT_MAX_PIXELS, EXTENSIONS, Picture, encode_image, picture_from_pil, read_image, to_pil
+from colorit.encoding import EXTENSIONS, encode_image, to_pil
+from colorit.hints import hint_count
+from colorit.io import DEFAULT_MAX_PIXELS, Picture, picture_from_pil, read_image
 from colorit.pipeline import colorize_array
+from colorit.provenance import Provenance
 from colorit.session import ModelSession, load_model
 
 
@@ -30,6 +33,18 @@ def output_format_of(picture: Picture) -> str:
     return picture.format if picture.format in EXTENSIONS else "PNG"
 
 
+def reference_count(reference) -> int:
+    """How many reference photos a `reference` argument holds: None, one photo, or a list of them."""
+    if reference is None:
+        return 0
+    return len(reference) if isinstance(reference, (list, tuple)) else 1
+
+
+def provenance_of(session: ModelSession, hints=None, reference=None) -> Provenance:
+    """What an output colorized by session with these hints and reference photos says of itself."""
+    return Provenance(model=session.name, hints=hint_count(hints), references=reference_count(reference))
+
+
 def colorize(
     image,
     *,
@@ -41,6 +56,8 @@ def colorize(
     unsure_grey: float | None = None,
     with_confidence: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str = "auto",
+    provenance: bool = True,
 ):
     """Colorize a black-and-white (or any) image at full resolution.
 
@@ -59,8 +76,12 @@ def colorize(
     sure, 0 = torn between colours: a place for a hint) at full resolution, in the input's type: a
     float32 HxW array 0..1 for an array; an 8-bit grey image (white = sure) for the others, as PNG
     bytes for bytes. Needs a model with a confidence output (ColoritError otherwise).
+    device: "auto" (CUDA when onnxruntime-gpu is installed and a GPU answers, else the CPU), "cpu" or
+    "cuda" (falls back to the CPU with a ColoritWarning); ignored when model is a session.
+    provenance: bytes out say in their metadata that ColorIt colorized them, with its version, the
+    model and how many hints and reference photos (colorit.provenance); False leaves that out.
     """
-    session = model if isinstance(model, ModelSession) else load_model(model)
+    session = model if isinstance(model, ModelSession) else load_model(model, device=device)
     options = {
         "render_size": render_size,
         "saturation": saturation,
@@ -77,10 +98,12 @@ def colorize(
         picture = read_image(image, max_pixels=max_pixels)
     else:
         raise TypeError(f"colorize() takes a PIL image, numpy array, bytes, path or file, not {type(image).__name__}")
-    if not with_confidence:
+    if with_confidence:
+        colour, confidence = colorize_picture_with_confidence(picture, session, **options)
+    else:
         colour = colorize_picture(picture, session, **options)
-        return encode_image(colour, output_format_of(picture)) if as_bytes else to_pil(colour)
-    colour, confidence = colorize_picture_with_confidence(picture, session, **options)
     if as_bytes:
-        return encode_image(colour, output_format_of(picture)), confidence_png(confidence)
-    return to_pil(colour), confidence_image(confidence)
+        marked = provenance_of(session, hints, reference) if provenance else None
+        output = encode_image(colour, output_format_of(picture), provenance=marked)
+        return (output, confidence_png(confidence)) if with_confidence else output
+    return (to_pil(colour), confidence_image(confidence)) if with_confidence else to_pil(colour)

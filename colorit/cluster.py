@@ -4,8 +4,9 @@ SRC and DST are local folders or object-store URIs (s3://, gs://, ...: whatever 
 filesystems open, with credentials from the environment as for any other client). Ray Data streams
 the files as bytes from read tasks to a pool of actors (one per CPU of each node), each
 holding one ModelSession for its whole life; every file goes through colorit.batch.colorize_file,
-exactly as in `colorit colorize` without --ray, so the outputs are the same bytes. Ray schedules; this module only plans (lists, maps inputs to outputs, skips what
-exists) and writes atomically.
+exactly as in `colorit colorize` without --ray, so the outputs are the same bytes. Films are one Ray
+task each (colorit.video.batch.colorize_film_file, as without --ray). Ray schedules; this module
+only plans (lists, maps inputs to outputs, skips what exists) and writes atomically.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -23,10 +27,15 @@ import ray
 import ray.data
 import ray.exceptions
 
-from colorit.batch import Settings, colorize_file, output_name
-from colorit.errors import ColoritError, OutputError
-from colorit.io import IMAGE_SUFFIXES, cpu_count, write_bytes_atomic
+from colorit.batch import Settings, colorize_file, failure_line, output_name
+from colorit.errors import ColoritError, ImageError, OutputError
+from colorit.io import IMAGE_SUFFIXES, check_regular_file, cpu_count, images_below, write_bytes_atomic
+from colorit.reaper import Reaper
 from colorit.session import load_model
+from colorit.video.formats import VIDEO_SUFFIXES, is_video
+
+# What a --ray run picks up below SRC: photos and films.
+SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 # ONNX Runtime threads per actor. One session per CPU, as `--workers N` runs one process per CPU:
 # an image is small work for the network, and separate sessions keep every core busy where one
@@ -57,7 +66,8 @@ class Location:
                 return cls(filesystem, path.rstrip("/"), text.rstrip("/"))
         except (OSError, ValueError) as exc:  # unknown scheme, bad URI, a filesystem pyarrow lacks
             raise ArchiveError(f"{text}: cannot open ({_first_line(exc)})") from None
-        return cls(pafs.LocalFileSystem(), str(Path(text).resolve()), text)
+        # realpath, not Path.resolve, which raises RuntimeError on a link loop before Python 3.13
+        return cls(pafs.LocalFileSystem(), os.path.realpath(text), text)
 
     @property
     def is_local(self) -> bool:
@@ -112,10 +122,13 @@ class Archive:
     failures: int
 
 
-def plan(sources: list[str], destination: str, fmt: str | None, overwrite: bool, report) -> Archive:
+def plan(
+    sources: list[str], destination: str, fmt: str | None, overwrite: bool, report, verbose: bool = False
+) -> Archive:
     """List every SRC recursively (hidden files and folders and DST itself left out), map each image
     to its output keeping the layout, and leave out outputs that exist (unless overwrite): nothing is
-    read or decoded for those."""
+    read or decoded for those. Each input that cannot be done is reported in one line; with verbose,
+    each one skipped too."""
     output = Location.parse(destination)
     roots = [Location.parse(text) for text in sources]
     if any(
@@ -129,13 +142,16 @@ def plan(sources: list[str], destination: str, fmt: str | None, overwrite: bool,
     layout = Layout(tuple(roots), output, fmt)
     jobs, failures = [], 0
     for root in roots:
-        found = _images_below(root, output if same_filesystem else None)
+        found, unusable = _inputs_below(root, output if same_filesystem else None, report)
+        failures += unusable
         if found is None:
             report(f"colorit: {root.uri}: no such file or folder")
             failures += 1
             continue
-        if not found:
-            raise ArchiveError(f"{root.uri}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        if not found and not unusable:
+            raise ArchiveError(
+                f"{root.uri}: no images or films in this folder (looked for {', '.join(sorted(SUFFIXES))})"
+            )
         jobs += [layout.job(root.child(relative).path if relative else root.path) for relative in found]
     _check_destination(output)
     claimed: dict[str, str] = {}
@@ -153,7 +169,8 @@ def plan(sources: list[str], destination: str, fmt: str | None, overwrite: bool,
             failures += 1
         elif job.target in existing and not overwrite:
             claimed[job.target] = job.name
-            report(f"colorit: {job.name}: skipped, {job.target_uri} exists (use --overwrite to replace it)")
+            if verbose:
+                report(f"colorit: {job.name}: skipped, {job.target_uri} exists (use --overwrite to replace it)")
             skipped += 1
         else:
             claimed[job.target] = job.name
@@ -161,25 +178,56 @@ def plan(sources: list[str], destination: str, fmt: str | None, overwrite: bool,
     return Archive(layout, todo, skipped, failures)
 
 
-def _images_below(root: Location, leave_out: Location | None) -> list[str] | None:
-    """Paths of the images below root relative to it, sorted ([""] when root is an image file
-    itself); None when root does not exist."""
+def _inputs_below(root: Location, leave_out: Location | None, report) -> tuple[list[str] | None, int]:
+    """Paths of the images and films below root relative to it, sorted ([""] when root is an image file
+    itself), None when root does not exist; and how many entries cannot be read, each reported."""
+    if root.is_local:
+        return _local_inputs_below(root, leave_out, report)
     info = _info(root)
     if info.type == pafs.FileType.NotFound:
-        return None
+        return None, 0
     if info.type == pafs.FileType.File:
-        return [""]
+        return [""], 0
     found = []
     for entry in _listing(root):
         relative = PurePosixPath(entry.path).relative_to(root.path)
-        if entry.type != pafs.FileType.File or relative.suffix.lower() not in IMAGE_SUFFIXES:
+        if entry.type != pafs.FileType.File or relative.suffix.lower() not in SUFFIXES:
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue
         if leave_out is not None and (entry.path + "/").startswith(leave_out.path + "/"):
             continue  # `-o photos/colorized` must not colorize its own results on the next run
         found.append(str(relative))
-    return sorted(found)
+    return sorted(found), 0
+
+
+def _local_inputs_below(root: Location, leave_out: Location | None, report) -> tuple[list[str] | None, int]:
+    """_inputs_below for a local root, listed as `colorit colorize` without --ray lists it (pyarrow's
+    listing follows links to folders, repeating a tree under a link to its parent, and drops link
+    loops and FIFOs without a word). What is no regular file is reported here, in the words of the
+    local runner, since a read task opening a FIFO would wait for a writer forever."""
+    top = Path(root.path)
+    if not (top.exists() or top.is_symlink()):
+        return None, 0
+    if not top.is_dir():
+        relatives = [""]
+        unreadable: list[OSError] = []
+    else:
+        found, unreadable = images_below(top, SUFFIXES, leave_out=Path(leave_out.path) if leave_out else None)
+        relatives = [str(path.relative_to(top)) for path in found]
+    for error in unreadable:
+        folder = root.child(str(Path(str(error.filename)).relative_to(top)))
+        report(f"colorit: {folder.uri}: cannot read folder ({error.strerror or error})")
+    readable = []
+    for relative in relatives:
+        entry = root.child(relative) if relative else root
+        try:
+            check_regular_file(entry.path, entry.uri)
+        except ImageError as error:
+            report(failure_line(entry.uri, error))
+            continue
+        readable.append(relative)
+    return readable, len(unreadable) + len(relatives) - len(readable)
 
 
 def _files_below(folder: Location) -> set[str]:
@@ -232,6 +280,10 @@ class _ObjectWriter:
 
     def __call__(self, target: str, data: bytes) -> None:
         """Write data to target, a path below the output folder."""
+        self.store(target, lambda stream: stream.write(data))
+
+    def store(self, target: str, fill: Callable[[pafs.NativeFile], object]) -> None:
+        """Write target, a path below the output folder, with fill(the output stream)."""
         uri = self.output.uri + target[len(self.output.path) :]
         if not self.overwrite and self.filesystem.get_file_info(target).type != pafs.FileType.NotFound:
             raise OutputError(f"{uri}: already exists (use --overwrite to replace it)")
@@ -239,7 +291,7 @@ class _ObjectWriter:
         temporary = f"{folder}/.{name}.{secrets.token_hex(4)}.colorit-tmp"
         try:
             with self.filesystem.open_output_stream(temporary) as stream:
-                stream.write(data)
+                fill(stream)
             self.filesystem.move(temporary, target)
         except BaseException as exc:  # also an interrupted actor: never leave the temporary behind
             try:
@@ -258,7 +310,7 @@ class _Colorizer:
     def __init__(self, layout: Layout, settings: Settings):
         self.layout = layout
         self.settings = settings
-        self.session = load_model(settings.model, threads=settings.threads)
+        self.session = load_model(settings.model, threads=settings.threads, device=settings.device)
         output = layout.output
         self.object_writer = None if output.is_local else _ObjectWriter(output, settings.overwrite)
 
@@ -278,6 +330,30 @@ class _Colorizer:
             failure = colorize_file(data, job.name, job.target, self.settings, self._writer(job), self.session)
             failures.append(failure or "")
         return {"failure": np.array(failures, dtype=object)}
+
+
+def _colorize_film(job: ArchiveJob, layout: Layout, settings: Settings) -> str:
+    """A Ray task: one film; "" or its failure line. PyAV reads and writes local files, so a film in
+    an object store is copied to a local temporary folder first, and its output made there and
+    uploaded (through _ObjectWriter: whole or not at all)."""
+    from colorit.video.batch import colorize_film_file
+
+    root, output = layout.roots[0], layout.output
+    with tempfile.TemporaryDirectory(prefix="colorit-film-") as folder:
+        source = Path(job.source) if root.is_local else Path(folder, "input" + PurePosixPath(job.source).suffix)
+        target = Path(job.target) if output.is_local else Path(folder, "output" + PurePosixPath(job.target).suffix)
+        try:
+            if not root.is_local:
+                pafs.copy_files(job.source, str(source), root.filesystem, pafs.LocalFileSystem())
+            failure = colorize_film_file(source, job.name, target, settings)
+            if failure is None and not output.is_local:
+                with target.open("rb") as made:
+                    _ObjectWriter(output, settings.overwrite).store(job.target, partial(shutil.copyfileobj, made))
+        except OSError as exc:
+            return f"colorit: {job.name}: cannot open ({_first_line(exc)})"
+        except ColoritError as exc:
+            return failure_line(job.name, exc)
+    return failure or ""
 
 
 def _read_files(batch: dict[str, np.ndarray], filesystem: pafs.FileSystem) -> dict[str, np.ndarray]:
@@ -304,6 +380,8 @@ def colorize_on_ray(archive: Archive, settings: Settings, address: str | None):
     # logs an alarming error-level notice for each restartable actor on this terminal; keep that
     # for the progress bar and the failure lines (real errors still arrive as Python exceptions).
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    # The local instance is ours to end, also if this process is killed outright (colorit.reaper).
+    reaper = None if address else Reaper()
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
@@ -317,38 +395,53 @@ def colorize_on_ray(archive: Archive, settings: Settings, address: str | None):
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ArchiveError(f"--ray {address or ''}: cannot start or join Ray ({_first_line(exc)})") from None
-    return _results(archive, settings)
+    if reaper:
+        reaper.watch_descendants()
+    return _results(archive, settings, reaper)
 
 
-def _results(archive: Archive, settings: Settings):
+def _results(archive: Archive, settings: Settings, reaper: Reaper | None):
+    films = [job for job in archive.todo if is_video(PurePosixPath(job.source))]
+    photos = [job for job in archive.todo if not is_video(PurePosixPath(job.source))]
     try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the CLI shows its own, in images/s
-        context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        actors, actor_cpus = _pool_size()
-        # Ray tasks read the files (Ray Data's own reader would stop the whole job at the first file
-        # it cannot read); the actors only colorize.
-        read = partial(_read_files, filesystem=archive.layout.roots[0].filesystem)
-        files = ray.data.from_items([{"path": job.source} for job in archive.todo]).map_batches(
-            read, batch_size=FILES_PER_READ
-        )
-        results = files.map_batches(
-            _Colorizer,
-            # the layout, not a table of every job, travels to the actors: small for any archive
-            fn_constructor_kwargs={"layout": archive.layout, "settings": settings},
-            batch_size=1,  # one file at a time: progress moves per image, and memory stays one image deep
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(actors, len(archive.todo))),
-            num_cpus=actor_cpus,
-        )
-        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-            for failure in batch["failure"]:
-                yield failure or None
+        if photos:
+            yield from _photo_results(photos, archive.layout, settings)
+        # One task per film, a CPU each (the film's decoding and encoding run beside its network).
+        colorize_film = ray.remote(num_cpus=1)(_colorize_film)
+        pending = [colorize_film.remote(job, archive.layout, settings) for job in films]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0]) or None
     except ray.exceptions.RayError as exc:  # the cluster failed (lost nodes, actors that kept dying)
         raise ArchiveError(f"the Ray job stopped ({_first_line(exc)}); a rerun does what is left") from None
     finally:
         ray.shutdown()
+        if reaper:
+            reaper.release()
+
+
+def _photo_results(photos: list[ArchiveJob], layout: Layout, settings: Settings):
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI shows its own, in images/s
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    actors, actor_cpus = _pool_size()
+    # Ray tasks read the files (Ray Data's own reader would stop the whole job at the first file
+    # it cannot read); the actors only colorize.
+    read = partial(_read_files, filesystem=layout.roots[0].filesystem)
+    files = ray.data.from_items([{"path": job.source} for job in photos]).map_batches(read, batch_size=FILES_PER_READ)
+    results = files.map_batches(
+        _Colorizer,
+        # the layout, not a table of every job, travels to the actors: small for any archive
+        fn_constructor_kwargs={"layout": layout, "settings": settings},
+        batch_size=1,  # one file at a time: progress moves per image, and memory stays one image deep
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(actors, len(photos))),
+        num_cpus=actor_cpus,
+    )
+    for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+        for failure in batch["failure"]:
+            yield failure or None
 
 
 def _pool_size() -> tuple[int, float]:

@@ -9,6 +9,10 @@ class ImageError(ColoritError):
     """The input is not a readable image (not an image at all, truncated, empty, unsupported)."""
 
 
+class VideoError(ImageError):
+    """The input is not a readable video (not a video at all, truncated, no video stream, no frames)."""
+
+
 class ImageTooLarge(ColoritError):
     """The input exceeds a configured limit in bytes or pixels (refused before decoding)."""
 

@@ -23,9 +23,10 @@ from PIL import Image
 
 from colorit import metrics
 from colorit.color import lab_planes_to_rgb, luminance_L, rgb_to_lab
+from colorit.encoding import to_8bit
 from colorit.errors import ColoritError, ImageError
 from colorit.hints import Hint
-from colorit.io import IMAGE_SUFFIXES, find_images, read_image, to_8bit, write_bytes_atomic
+from colorit.io import IMAGE_SUFFIXES, find_images, read_image, write_bytes_atomic
 from colorit.pipeline import colorize_array, working_size
 from colorit.reference import choose_for, describe, describe_folder
 from colorit.session import MODELS_DIR, ModelSession, load_features, load_model
@@ -60,8 +61,21 @@ COLUMNS = {
     "grey_share": ("grey %", "{:.1f}"),
 }
 TABLE_COLUMNS = tuple(key for key in COLUMNS if key not in ("split", "hints"))
-# `--update-cards`: the card keys (table, hint curve) of each corpus split, by the split folder's name.
-CARD_KEYS = {"val": ("validation", "hint_curve"), "photo-val": ("photo_validation", "photo_hint_curve")}
+# `--update-cards`: the card keys (table, hint curve) of each evaluation set.
+CARD_KEYS = {
+    "val": ("validation", "hint_curve"),
+    "photo-val": ("photo_validation", "photo_hint_curve"),
+    "package-photo-val": ("package_photo_validation", "package_photo_hint_curve"),
+}
+# Which evaluation set a corpus folder is, by the last parts of its path: a corpus keeps a folder per
+# kind of source in each split (`colorit corpus build`). The photo library's photo-val (photos from
+# repositories never trained on) is the one models are chosen by; the packages' few photos stay apart.
+EVALUATION_SETS = {
+    ("val",): "val",
+    ("val", "package"): "val",
+    ("photo-val", "photo-library"): "photo-val",
+    ("photo-val", "package"): "package-photo-val",
+}
 HINT_CURVE_COLUMNS = ("model", "hints", *HINT_CURVE_METRICS)
 AVERAGING_NOTE = (
     "psnr, ssim, ciede2000 and colourfulness are means over images; auc and saturated_auc pool the ab "
@@ -451,13 +465,14 @@ def update_card(card_path: Path, entries: dict) -> None:
 
 
 def card_keys_for(data_dir: str | os.PathLike) -> tuple[str, str]:
-    """The card keys (table, hint curve) that a report on this split folder is stored under."""
-    split = Path(data_dir).resolve().name
-    if split not in CARD_KEYS:
-        raise ColoritError(
-            f"{data_dir}: model cards record only the splits {' and '.join(CARD_KEYS)}, not a folder named {split!r}"
-        )
-    return CARD_KEYS[split]
+    """The card keys (table, hint curve) that a report on this corpus folder is stored under."""
+    # Not resolve(): a folder that links to a library's val/ is still the corpus's photo-val.
+    path = Path(os.path.abspath(data_dir))
+    for parts in ((path.parent.name, path.name), (path.name,)):
+        if parts in EVALUATION_SETS:
+            return CARD_KEYS[EVALUATION_SETS[parts]]
+    folders = ", ".join("/".join(parts) for parts in EVALUATION_SETS)
+    raise ColoritError(f"{data_dir}: model cards record only a corpus's {folders}, not this folder")
 
 
 def card_entries(report: dict) -> dict:

@@ -142,6 +142,12 @@ def parse_hints(data, L: np.ndarray, *, max_hints: int = MAX_HINTS, source: str 
     return [_parse_one(entry, i, L, source) for i, entry in enumerate(entries)]
 
 
+def hint_count(data) -> int:
+    """How many hints `data` (anything parse_hints takes, or parsed Hints; None: none) holds: for an
+    output's provenance, once colorizing has validated them."""
+    return 0 if data is None else len(_load(data, "hints"))
+
+
 def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
     """Pixel index range [start, stop) of a square patch, at least the pixel holding the centre."""
     start = min(max(math.floor(centre - radius), 0), size - 1)

@@ -1,6 +1,6 @@
-"""Read and write images safely: an allow-list of raster formats, pixel limit before decoding, EXIF
-orientation, modes, metadata, 16-bit colour in and out, atomic writes that never replace what they
-must not."""
+"""Read images safely and write files atomically: an allow-list of raster formats, pixel limit before
+decoding, EXIF orientation, modes, metadata, 16-bit colour in, folders listed as the runners read
+them, atomic writes that never replace what they must not (encoding: colorit.encoding)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import secrets
 import stat
 import struct
 import warnings
-import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import imagecodecs
@@ -25,23 +23,34 @@ from PIL import Image, ImageFile, ImageOps
 from colorit.errors import ColoritWarning, ImageError, ImageTooLarge, OutputError
 from colorit.limits import DEFAULT_MAX_PIXELS
 
-JPEG_QUALITY = 95
-WEBP_QUALITY = 95
-# zlib level 1: PNG output is dominated by compression time, and level 6 buys ~10% smaller files
-# for ~4x the time on photos.
-PNG_COMPRESS_LEVEL = 1
 ORIENTATION_TAG = 0x0112
 
-# Output format names (as Pillow spells them) by what users type, and the extension each gets.
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
-EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tiff"}
 # What `colorit colorize FOLDER`, `colorit evaluate` and `colorit train` pick up.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pbm"}
 # What colorit decodes, by Pillow's name: the raster formats of IMAGE_SUFFIXES (Pillow's JPEG reader
 # also reads a phone's MPO). Anything else is refused unread: Pillow would run Ghostscript for EPS.
 DECODED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "PPM")
-# A JPEG's EXIF segment holds at most this many bytes.
-JPEG_MAX_EXIF_BYTES = 65533
+
+
+def images_below(
+    folder: Path, suffixes: Collection[str] = IMAGE_SUFFIXES, leave_out: Path | None = None
+) -> tuple[list[Path], list[OSError]]:
+    """The files below folder with one of `suffixes` (lower case), folder by folder in sorted order,
+    and the errors of the folders that could not be listed. Hidden files and folders and the folder leave_out (an
+    output folder inside the input) are left out. Links to folders are not followed (one to a parent
+    would repeat the tree); entries are taken by name, so that reading names a FIFO or a link loop."""
+    found: list[Path] = []
+    unreadable: list[OSError] = []
+    outside = os.path.realpath(leave_out) if leave_out is not None else None
+    for directory, subdirectories, files in os.walk(folder, onerror=unreadable.append):
+        # realpath, not Path.resolve: it raises on a link loop (RuntimeError before Python 3.13)
+        subdirectories[:] = sorted(
+            d for d in subdirectories if not d.startswith(".") and os.path.realpath(Path(directory, d)) != outside
+        )
+        found += [
+            Path(directory, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in suffixes
+        ]
+    return found, unreadable
 
 
 def find_images(root: Path) -> list[Path]:
@@ -345,17 +354,37 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
             return _decode(image, stream, name)
 
 
+def _cannot_open(name: str, error: OSError) -> ImageError:
+    return ImageError(f"{name}: cannot open ({error.strerror or error})")
+
+
+def _not_a_regular_file(name: str) -> ImageError:
+    return ImageError(f"{name}: not a regular file")
+
+
 def _open_regular_file(path, name: str):
     """A binary file object of a regular file. Non-blocking open: a FIFO named like an image would
     otherwise block until some writer appeared, and devices and folders are no images either."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise ImageError(f"{name}: cannot open ({exc.strerror or exc})") from None
+        raise _cannot_open(name, exc) from None
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
-        raise ImageError(f"{name}: not a regular file")
+        raise _not_a_regular_file(name)
     return os.fdopen(descriptor, "rb")
+
+
+def check_regular_file(path: str | os.PathLike, name: str) -> None:
+    """Raise the ImageError read_image would for path when it is no regular file to read (a FIFO, a
+    device, a symbolic link loop, a dangling link), without opening it: for runners that read files
+    elsewhere (Ray's read tasks), where opening a FIFO would block."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _cannot_open(name, exc) from None
+    if not stat.S_ISREG(mode):
+        raise _not_a_regular_file(name)
 
 
 def _is_empty(stream) -> bool:
@@ -365,179 +394,24 @@ def _is_empty(stream) -> bool:
     return empty
 
 
-# ---------------------------------------------------------------------------------------- encoding
-
-
-def output_format(name: str) -> str:
-    """'png', 'jpg', '.JPEG', 'tiff', ... -> Pillow's format name; ValueError if not an output format."""
-    key = name.lower().lstrip(".")
-    if key in FORMATS:
-        return FORMATS[key]
-    raise ValueError(f"unsupported output format {name!r} (choose from png, jpg, webp, tiff)")
-
-
-def to_8bit(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.uint8:
-        return pixels
-    return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
-def _flatten_on_white(pixels: np.ndarray) -> np.ndarray:
-    """RGBA -> RGB over a white background, for formats without alpha."""
-    if pixels.shape[-1] != 4:
-        return pixels
-    alpha = pixels[..., 3:].astype(np.float32) / 255.0
-    return np.round(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _deflate_piece(data: memoryview, last: bool) -> bytes:
-    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-PNG_PIECE_BYTES = 1 << 20  # deflated separately (and in parallel); sync flushes cost ~5 bytes a piece
-
-
-def _zlib_in_parallel(data: np.ndarray, threads: int | None) -> bytes:
-    """A zlib stream of data, its pieces deflated in parallel threads (as pigz does).
-
-    Each piece but the last ends with a sync flush, which closes it on a byte boundary without
-    ending the stream, so the raw pieces concatenate into one valid deflate stream. zlib releases
-    the GIL while it compresses. The pieces depend on the data's size alone, never on the thread
-    count, so that every way of running colorit (one process, --workers, --ray) writes the same bytes.
-    """
-    view = data.data.cast("B")
-    pieces = max(1, len(view) // PNG_PIECE_BYTES)
-    bounds = [len(view) * i // pieces for i in range(pieces + 1)]
-    spans = [view[bounds[i] : bounds[i + 1]] for i in range(pieces)]
-    if pieces == 1:
-        body = _deflate_piece(spans[0], last=True)
-    else:
-        with ThreadPoolExecutor(max_workers=min(pieces, threads or cpu_count())) as pool:
-            body = b"".join(pool.map(_deflate_piece, spans, [i == pieces - 1 for i in range(pieces)]))
-    header = b"\x78\x01"  # deflate, 32 KiB window, fastest-level hint; the check bits make it divisible by 31
-    return header + body + struct.pack(">I", zlib.adler32(view))
-
-
-def _png_bytes(picture: Picture, threads: int | None) -> bytes:
-    """RGB(A) PNG at 8 or 16 bits per sample (Pillow cannot write 16-bit colour).
-
-    Rows use the 'Up' filter, computed for the whole image at once in numpy; on photos it compresses
-    about as well as adaptive filtering at a fraction of the cost.
-    """
-    pixels = picture.pixels
-    height, width, channels = pixels.shape
-    depth = pixels.dtype.itemsize * 8
-    rows = pixels.astype(">u2" if depth == 16 else np.uint8, copy=False).view(np.uint8).reshape(height, -1)
-    filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # 'Up'
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    color_type = 6 if channels == 4 else 2
-    parts = [
-        b"\x89PNG\r\n\x1a\n",
-        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)),
-    ]
-    if picture.icc_profile:
-        parts.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(picture.icc_profile)))
-    if picture.dpi:
-        per_metre = [round(value / 0.0254) for value in picture.dpi]
-        parts.append(_png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
-    if picture.exif:
-        parts.append(_png_chunk(b"eXIf", picture.exif.removeprefix(b"Exif\x00\x00")))
-    parts.append(_png_chunk(b"IDAT", _zlib_in_parallel(filtered, threads)))
-    parts.append(_png_chunk(b"IEND", b""))
-    return b"".join(parts)
-
-
-def _tiff16_bytes(picture: Picture) -> bytes:
-    """Uncompressed TIFF with 16-bit RGB(A) samples, ICC profile and resolution (Pillow cannot write
-    16-bit colour). EXIF is left out: it would need its own sub-directory, which tifffile does not write."""
-    buffer = io.BytesIO()
-    tifffile.imwrite(
-        buffer,
-        picture.pixels,
-        photometric="rgb",
-        extrasamples=("unassalpha",) if picture.pixels.shape[-1] == 4 else None,
-        iccprofile=picture.icc_profile,
-        resolution=picture.dpi or (72.0, 72.0),
-        resolutionunit="inch",
-        metadata=None,
-    )
-    return buffer.getvalue()
-
-
-def _pillow_bytes(picture: Picture, fmt: str) -> bytes:
-    pixels = to_8bit(picture.pixels)
-    if fmt == "JPEG":
-        pixels = _flatten_on_white(pixels)
-    options: dict = {}
-    if picture.icc_profile:
-        options["icc_profile"] = picture.icc_profile
-    if picture.exif and fmt == "JPEG" and len(picture.exif) > JPEG_MAX_EXIF_BYTES:
-        message = f"{picture.source}: EXIF of {len(picture.exif)} bytes does not fit a JPEG (64 kB); written without it"
-        warnings.warn(message, ColoritWarning, 2)
-    elif picture.exif:
-        options["exif"] = picture.exif
-    if picture.dpi and fmt != "WEBP":
-        options["dpi"] = picture.dpi
-    # TIFF stays uncompressed: Pillow's compressed (libtiff) writer cannot carry the EXIF sub-directory.
-    if fmt == "JPEG":
-        # 4:4:4: colour is what colorit adds, and subsampling it would also shift L* where it changes
-        options.update(quality=JPEG_QUALITY, subsampling=0)
-    elif fmt == "WEBP":
-        options["quality"] = WEBP_QUALITY
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def encode_image(picture: Picture, fmt: str, *, threads: int | None = None) -> bytes:
-    """Encode colour pixels (HxWx3 or HxWx4, uint8 or uint16) with the picture's metadata.
-
-    fmt: png, jpg/jpeg, webp or tiff. 16-bit samples stay 16-bit in PNG and TIFF; JPEG has no
-    alpha, so transparent pixels are flattened onto white there. threads: for PNG compression
-    (default: all CPUs).
-    """
-    fmt = output_format(fmt)
-    if picture.pixels.ndim != 3 or picture.pixels.shape[-1] not in (3, 4):
-        raise ValueError(f"expected HxWx3 or HxWx4 colour pixels, got shape {picture.pixels.shape}")
-    if fmt == "PNG":
-        return _png_bytes(picture, threads)
-    if fmt == "TIFF" and picture.pixels.dtype == np.uint16:
-        return _tiff16_bytes(picture)
-    return _pillow_bytes(picture, fmt)
-
-
-def to_pil(picture: Picture) -> Image.Image:
-    """A PIL image of colour pixels (8-bit: Pillow has no 16-bit colour mode), metadata in .info."""
-    image = Image.fromarray(to_8bit(picture.pixels))
-    for key, value in (("icc_profile", picture.icc_profile), ("dpi", picture.dpi), ("exif", picture.exif)):
-        if value:
-            image.info[key] = value
-    return image
-
-
 # ---------------------------------------------------------------------------------------- writing
 
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+        # realpath, not Path.resolve, which raises RuntimeError on a link loop before Python 3.13
+        return os.path.realpath(a) == os.path.realpath(b) or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
         return False
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False, protected=()) -> Path:
-    """Write data to path through a temporary file in the same folder and a rename.
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, protected=()) -> Iterator[Path]:
+    """A temporary path beside `path` to write to, renamed onto `path` when the block ends normally.
 
     An interrupted write leaves no partial output, only at worst a hidden '.NAME.*.colorit-tmp' file
-    that is removed on any error we see. Refuses (OutputError) to replace an existing file unless
-    overwrite, and always refuses to write onto any of the `protected` paths (the inputs).
+    that is removed on any error we see (Ctrl-C too). Refuses (OutputError) to replace an existing
+    file unless overwrite, and always refuses to write onto any of the `protected` paths (the inputs).
     """
     path = Path(path)
     if any(_same_file(path, Path(p)) for p in protected):
@@ -550,33 +424,20 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool 
         raise OutputError(f"{path.parent}: cannot create folder ({exc.strerror or exc})") from None
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.colorit-tmp")
     try:
-        # os.open with 0o666 lets the umask decide permissions, as for any ordinarily created file.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
+        yield temporary
         os.replace(temporary, path)
     except BaseException as exc:  # also Ctrl-C: never leave the temporary behind
         temporary.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
-    return path
 
 
-def write_image(
-    path: str | os.PathLike,
-    picture: Picture,
-    *,
-    fmt: str | None = None,
-    overwrite: bool = False,
-    protected=(),
-    threads: int | None = None,
-) -> Path:
-    """Encode (format from fmt or the path's extension) and write atomically; see write_bytes_atomic."""
-    path = Path(path)
-    try:
-        fmt = output_format(fmt or path.suffix)
-    except ValueError as exc:
-        raise OutputError(f"{path}: {exc}") from None
-    data = encode_image(picture, fmt, threads=threads)
-    return write_bytes_atomic(path, data, overwrite=overwrite, protected=protected)
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False, protected=()) -> Path:
+    """Write data to path through a temporary file in the same folder and a rename (atomic_output)."""
+    with atomic_output(path, overwrite=overwrite, protected=protected) as temporary:
+        # os.open with 0o666 lets the umask decide permissions, as for any ordinarily created file.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+    return Path(path)

@@ -52,14 +52,15 @@ def _as_hints(hints, L: np.ndarray, source: str) -> list[Hint]:
     return parse_hints(hints, L, source=source)
 
 
-def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float32 plane resized to size (w, h) as the network's working image is made from L."""
     if plane.shape[::-1] == size:
         return plane
     image = Image.fromarray(plane, "F")
     return np.asarray(image.resize(size, Image.Resampling.BILINEAR, reducing_gap=REDUCING_GAP))
 
 
-def _recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int) -> None:
+def recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int) -> None:
     """out[..., :3] = RGB of (L, ab upsampled to L's size), strip by strip, strips in parallel.
 
     Each strip upsamples its own rows of ab with Pillow's box argument, which places the samples
@@ -88,7 +89,7 @@ def _recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int
         list(pool.map(recombine_strip, tops))
 
 
-def _check_input(pixels: np.ndarray, render_size: int | None, saturation: float) -> None:
+def _check_input(pixels: np.ndarray) -> None:
     """Refuse what would crash further down (empty images) or silently spoil the whole result (NaN
     spreads through the resize and the network; huge numbers overflow)."""
     if pixels.ndim >= 2 and 0 in pixels.shape[:2]:
@@ -96,10 +97,67 @@ def _check_input(pixels: np.ndarray, render_size: int | None, saturation: float)
     if np.issubdtype(pixels.dtype, np.floating) and not np.isfinite(pixels).all():
         bad = int(np.count_nonzero(~np.isfinite(pixels)))
         raise ImageError(f"image: {bad} of {pixels.size} values are NaN or infinite (float pixels must lie in 0..1)")
+    if np.issubdtype(pixels.dtype, np.floating) and pixels.size and not 0 <= pixels.min() <= pixels.max() <= 1:
+        raise ImageError(_float_range_message(float(pixels.min()), float(pixels.max())))
+
+
+def _float_range_message(low: float, high: float) -> str:
+    """Why float pixels outside 0..1 are refused, and what to do: 0..255 (after .astype(float)) would
+    otherwise come out all white."""
+    if low >= 0 and high <= 255:
+        fix = "for 8-bit values divide by 255 (array / 255) or pass array.astype(np.uint8)"
+    elif low >= 0 and high <= 65535:
+        fix = "for 16-bit values divide by 65535 or pass array.astype(np.uint16)"
+    else:
+        fix = "scale them into 0..1"
+    return f"image: float pixels must lie in 0..1, these lie in {low:g}..{high:g}; {fix}"
+
+
+def check_options(render_size: int | None, saturation: float) -> None:
+    """Refuse a working size or saturation outside the limits (ValueError)."""
     if not (math.isfinite(saturation) and 0 <= saturation <= MAX_SATURATION):
         raise ValueError(f"saturation must lie in 0..{MAX_SATURATION:g}, got {saturation}")
     if render_size is not None and not 1 <= render_size <= MAX_RENDER_SIZE:
         raise ValueError(f"render_size must lie in 1..{MAX_RENDER_SIZE} pixels, got {render_size}")
+
+
+def colour_at_working_size(
+    L: np.ndarray,
+    session: ModelSession,
+    *,
+    render_size: int | None = None,
+    saturation: float = 1.0,
+    hints=None,
+    hints_source: str = "hints",
+    reference=None,
+    unsure_grey: float | None = None,
+    hint_propagation: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The chroma of full-resolution L (HxW, 0..100) at the working size: (L_work [h, w], ab [2, h, w]
+    in Lab units, the network's own confidence [h, w] 0..1 or None for a model without one).
+
+    The network's ab, greyed where it is unsure, references and hints applied, scaled by saturation;
+    options as for colorize_array. Films (colorit.video) take it frame by frame.
+    """
+    check_options(render_size, saturation)
+    height, width = L.shape
+    work_size = working_size(width, height, render_size or session.default_render_size)
+    strength = unsure_grey_strength(session.card, unsure_grey, session.name, session.has_confidence)
+    hint_list = _as_hints(hints, L, hints_source) if hints is not None else []
+    hint_channels = render_hints(hint_list, (width, height), work_size) if hint_list else None
+    L_work = resize_plane(L, work_size)
+    ab, confidence = session.predict(L_work, hint_channels)
+    network_ab = ab.copy() if hint_list and hint_propagation else None
+    grey_where_unsure(ab, confidence, strength)
+    if reference is not None:
+        blend_references(
+            ab, L_work, reference, threads=session.threads, work_side=render_size or session.default_render_size
+        )
+    if hint_list and hint_propagation:
+        propagate_hints(ab, L_work, hint_list, (width, height), guide=network_ab)
+    if saturation != 1.0:
+        ab *= np.float32(saturation)
+    return L_work, ab, confidence
 
 
 def colorize_array(
@@ -130,33 +188,28 @@ def colorize_array(
     hint_propagation: False leaves hints to the network alone (to measure how well it follows them).
     """
     pixels = np.asarray(pixels)
-    _check_input(pixels, render_size, saturation)
+    _check_input(pixels)
     colour, alpha = _split_alpha(pixels)
     L = luminance_L(colour)
     height, width = L.shape
-    work_size = working_size(width, height, render_size or session.default_render_size)
     if with_confidence and not session.has_confidence:
         raise no_confidence_error(session.name)
-    strength = unsure_grey_strength(session.card, unsure_grey, session.name, session.has_confidence)
-    hint_list = _as_hints(hints, L, hints_source) if hints is not None else []
-    hint_channels = render_hints(hint_list, (width, height), work_size) if hint_list else None
-    L_work = _resize_plane(L, work_size)
-    ab, confidence = session.predict(L_work, hint_channels)
-    network_ab = ab.copy() if hint_list and hint_propagation else None
-    grey_where_unsure(ab, confidence, strength)
-    if reference is not None:
-        blend_references(
-            ab, L_work, reference, threads=session.threads, work_side=render_size or session.default_render_size
-        )
-    if hint_list and hint_propagation:
-        propagate_hints(ab, L_work, hint_list, (width, height), guide=network_ab)
-    if saturation != 1.0:
-        ab *= np.float32(saturation)
+    _, ab, confidence = colour_at_working_size(
+        L,
+        session,
+        render_size=render_size,
+        saturation=saturation,
+        hints=hints,
+        hints_source=hints_source,
+        reference=reference,
+        unsure_grey=unsure_grey,
+        hint_propagation=hint_propagation,
+    )
     out = np.empty((height, width, 3 if alpha is None else 4), dtype=pixels.dtype)
-    _recombine(L, ab, out, session.threads)
+    recombine(L, ab, out, session.threads)
     if alpha is not None:
         out[..., 3] = alpha
     if with_confidence:
         assert confidence is not None  # has_confidence was checked before the network ran
-        return out, np.clip(_resize_plane(confidence, (width, height)), 0.0, 1.0)
+        return out, np.clip(resize_plane(confidence, (width, height)), 0.0, 1.0)
     return out

@@ -21,8 +21,9 @@ import numpy as np
 from PIL import Image
 
 from colorit.color import luminance_L, rgb_to_lab
+from colorit.encoding import to_8bit
 from colorit.errors import ColoritError, ImageError
-from colorit.io import DEFAULT_MAX_PIXELS, find_images, picture_from_pil, read_image, to_8bit
+from colorit.io import DEFAULT_MAX_PIXELS, find_images, picture_from_pil, read_image
 from colorit.session import FeatureSession, load_features
 
 # Softmax temperature over reference positions (cosine similarities lie in about 0.2..1).

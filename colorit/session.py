@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from colorit.errors import HintError, ModelNotFound
+from colorit.errors import ColoritWarning, HintError, ModelNotFound
 from colorit.hints import AB_SCALE
 from colorit.io import cpu_count
 
@@ -17,6 +18,14 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 FEATURES_MODEL = MODELS_DIR / "features" / "lite0-features.onnx"
 DEFAULT_RENDER_SIZE = 384  # used only for an .onnx given by path without a card
 SIZE_MULTIPLE = 32  # the networks downsample by 32: H and W must be multiples of it
+# Where a model runs (--device, device=): auto takes CUDA when ONNX Runtime can, else the CPU.
+DEVICES = ("auto", "cpu", "cuda")
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+NO_CUDA_PROVIDER = (
+    "device cuda: this ONNX Runtime has no CUDA provider (pip install 'colorit[gpu]' installs "
+    "onnxruntime-gpu); running on the CPU"
+)
 # The optional second output of a model: [N, 1, H, W], 0..1, 1 where its ab distribution is all on one
 # colour, 0 where it is as spread as the uniform distribution (docs/ARCHITECTURE.md).
 CONFIDENCE_OUTPUT = "confidence"
@@ -30,7 +39,8 @@ def _padded_L(L_work: np.ndarray) -> np.ndarray:
     return np.pad(np.asarray(L_work, dtype=np.float32) / 50.0 - 1.0, pad, mode="reflect")
 
 
-def _ort_session(path: Path, threads: int):
+def _ort_session(path: Path, threads: int, device: str = "cpu"):
+    """An ONNX Runtime session on `device` ("cpu", or "cuda" as resolve_device gives it)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -40,20 +50,46 @@ def _ort_session(path: Path, threads: int):
     # Idle ONNX Runtime threads would otherwise spin after each run and compete with the
     # full-resolution recombination that follows it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    # Errors only: a CUDA provider that cannot start is said once, in colorit's words (ModelSession).
+    options.log_severity_level = 3
+    providers = [CUDA_PROVIDER, CPU_PROVIDER] if device == "cuda" else [CPU_PROVIDER]
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def resolve_device(requested: str) -> tuple[str, str | None]:
+    """("cuda" or "cpu", a one-line note or None) for --device / device= auto, cpu or cuda.
+
+    auto takes CUDA when ONNX Runtime has its CUDA provider (onnxruntime-gpu, the gpu extra) and the
+    CPU quietly otherwise; cuda without that provider falls back to the CPU and says so."""
+    import onnxruntime as ort
+
+    if requested != "cpu" and CUDA_PROVIDER in ort.get_available_providers():
+        return "cuda", None
+    if requested == "cuda":
+        return "cpu", NO_CUDA_PROVIDER
+    return "cpu", None
 
 
 class ModelSession:
-    """An ONNX Runtime session for one colorization model plus its card.
+    """An ONNX Runtime session for one colorization model plus its card, on device "cpu" or "cuda".
 
     `threads` is both ONNX Runtime's intra-op thread count and what the pipeline may use for its
     own full-resolution work, so that processes x threads never exceed the CPUs.
     """
 
-    def __init__(self, path: Path, card: dict, *, threads: int | None = None):
+    def __init__(self, path: Path, card: dict, *, threads: int | None = None, device: str = "cpu"):
         self.path = path
         self.threads = threads or cpu_count()
-        self._session = _ort_session(path, self.threads)
+        self._session = _ort_session(path, self.threads, device)
+        # What ONNX Runtime actually took: a CUDA provider that cannot start (no GPU, no driver, a
+        # CUDA library missing) leaves the session on the CPU.
+        self.device = "cuda" if self._session.get_providers()[0] == CUDA_PROVIDER else "cpu"
+        if device == "cuda" and self.device == "cpu":
+            warnings.warn(
+                "device cuda: ONNX Runtime could not start CUDA (no GPU or driver?); running on the CPU",
+                ColoritWarning,
+                2,
+            )
         graph_input = self._session.get_inputs()[0]
         self._input_name = graph_input.name
         # The graph, not the card, decides how many channels go in.
@@ -68,7 +104,7 @@ class ModelSession:
         self.default_render_size: int = int(card.get("render_size") or DEFAULT_RENDER_SIZE)
 
     def __repr__(self) -> str:
-        return f"ModelSession({self.name!r}, path={str(self.path)!r}, threads={self.threads})"
+        return f"ModelSession({self.name!r}, path={str(self.path)!r}, threads={self.threads}, device={self.device!r})"
 
     def predict(
         self, L_work: np.ndarray, hint_channels: np.ndarray | None = None
@@ -144,22 +180,31 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_session(path: Path, threads: int | None) -> ModelSession:
+def _cached_session(path: Path, threads: int | None, device: str) -> ModelSession:
+    """device: "cpu" or "cuda", as resolve_device gives it, so that auto and what it resolves to share a session."""
     card = _read_card(path)
     try:
-        return ModelSession(path, card, threads=threads)
+        return ModelSession(path, card, threads=threads, device=device)
     except Exception as exc:  # ONNX Runtime raises its own types for files that are not models
         raise ModelNotFound(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
 
 
-def load_model(name_or_path: str | os.PathLike, *, threads: int | None = None) -> ModelSession:
+def load_model(name_or_path: str | os.PathLike, *, threads: int | None = None, device: str = "auto") -> ModelSession:
     """A session for a bundled model name ("default", "seed-ae") or a path to an .onnx file.
 
     The card is NAME.json next to the file when present. Sessions are cached per process, so
     calling this for every image costs nothing after the first time. threads: ONNX Runtime intra-op
-    threads (default: all CPUs of this process).
+    threads (default: all CPUs of this process). device: "auto" (CUDA when onnxruntime-gpu can use a
+    GPU, else the CPU), "cpu" or "cuda" (the CPU, with one ColoritWarning, when CUDA is not to be had);
+    the session's .device says which it got.
     """
-    return _cached_session(resolve_model_path(name_or_path), threads)
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    path = resolve_model_path(name_or_path)
+    resolved, note = resolve_device(device)
+    if note:
+        warnings.warn(note, ColoritWarning, 2)
+    return _cached_session(path, threads, resolved)
 
 
 def bundled_models() -> list[tuple[Path, dict]]:

@@ -3,9 +3,10 @@ GPU machine (the device tool carries 64 MiB with the repository).
 
 Usage: python scripts/compact_corpus.py CORPUS OUT [--max-side 512] [--quality 80]
 
-Every image of train/, val/, photo-val/ and cutouts/ is shrunk to --max-side (never enlarged; training
-decodes at most 512 px anyway) and written as OUT/SPLIT/NAME.webp; cut-outs keep their transparency.
-manifest.csv is copied, so a card can still name where each picture came from.
+Every image of train/, val/, photo-val/ and cutouts/ (and their folders per kind of source) is shrunk to
+--max-side (never enlarged; training decodes at most 512 px anyway) and written as the same path under
+OUT with the suffix .webp; cut-outs keep their transparency. manifest.csv is copied, so a card can still
+name where each picture came from.
 """
 
 from __future__ import annotations
@@ -19,22 +20,23 @@ from pathlib import Path
 
 from PIL import Image
 
-from colorit.train.corpus import SPLITS, write_atomically
+from colorit.io import find_images, write_bytes_atomic
+from colorit.train.corpus import SPLITS
 
 
-def compact(job: tuple[Path, Path, int, int]) -> int:
+def compact(job: tuple[Path, Path, str, int, int]) -> int:
     """Bytes written; 0, with a one-line message, for a picture that cannot be read."""
-    source, target, max_side, quality = job
+    source, target, mode, max_side, quality = job
     encoded = io.BytesIO()
     try:
         with Image.open(source) as im:
-            im = im.convert("RGBA" if target.parent.name == "cutouts" else "RGB")
+            im = im.convert(mode)
             im.thumbnail((max_side, max_side), Image.LANCZOS)
             im.save(encoded, "WEBP", quality=quality)
     except OSError as exc:
         print(f"compact_corpus: {source}: skipped, {exc}", file=sys.stderr)
         return 0
-    write_atomically(target, encoded.getvalue())
+    write_bytes_atomic(target, encoded.getvalue(), overwrite=True)
     return encoded.tell()
 
 
@@ -47,13 +49,11 @@ def main() -> None:
     args = parser.parse_args()
     jobs = []
     for split in SPLITS:
-        if not (args.corpus / split).is_dir():
-            continue
         (args.out / split).mkdir(parents=True, exist_ok=True)
-        for source in sorted((args.corpus / split).iterdir()):
-            if source.is_file():
-                target = args.out / split / (source.stem + ".webp")
-                jobs.append((source, target, args.max_side, args.quality))
+        mode = "RGBA" if split == "cutouts" else "RGB"
+        for source in find_images(args.corpus / split):
+            target = (args.out / source.relative_to(args.corpus)).with_suffix(".webp")
+            jobs.append((source, target, mode, args.max_side, args.quality))
     with ProcessPoolExecutor() as pool:
         total = sum(pool.map(compact, jobs, chunksize=16))
     if (args.corpus / "manifest.csv").is_file():

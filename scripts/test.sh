@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine (Debian's Chromium for the browser
-# tests, a virtual environment with the training, test and notebook extras) and run the whole suite.
+# tests, a virtual environment with the training, test, notebook, ray and video extras) and run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ]; then
@@ -9,7 +9,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[train,test,notebook,ray]'
+.venv/bin/python -m pip install -q -e '.[train,test,notebook,ray,video]'
 # Lint, format and type checks first: they take seconds and fail for reasons the tests would not show.
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -95,3 +95,24 @@ def seed_model():
 def grey_photo(request) -> np.ndarray:
     """Each wheel photo, small and greyed (uint8 HxW)."""
     return grey_of(photo_rgb(request.param))
+
+
+def provenance_in(image: Image.Image) -> dict[str, str]:
+    """The colorit: properties (and xmp:CreatorTool) of an image file's XMP packet, as Pillow found it
+    (JPEG, WebP, PNG, TIFF); {} when there is none."""
+    import xml.etree.ElementTree as ElementTree
+
+    from colorit.provenance import XMP_NAMESPACE
+
+    packet = image.info.get("xmp")
+    if packet is None:
+        return {}
+    description = ElementTree.fromstring(packet).find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
+    assert description is not None, packet
+    names = {f"{{{XMP_NAMESPACE}}}": "", "{http://ns.adobe.com/xap/1.0/}": "xmp:"}
+    found = {}
+    for key, value in description.attrib.items():
+        for namespace, prefix in names.items():
+            if key.startswith(namespace):
+                found[prefix + key[len(namespace) :]] = value
+    return found

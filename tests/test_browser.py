@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import provenance_in
 from PIL import Image
 from skimage import color, data
 
+from colorit import __version__
 from colorit.limits import MAX_SATURATION
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,12 +173,15 @@ def test_upload_compare_and_download(page, grey_coffee):
     downloaded = Image.open(download.path())
     assert (downloaded.format, downloaded.size) == ("JPEG", Image.open(grey_coffee).size)
     assert mean_chroma(np.asarray(downloaded.convert("RGB"))) > MIN_COLOUR_CHROMA
+    # issue 21: the download says it was colorized, by which version and model
+    provenance = provenance_in(downloaded)
+    assert (provenance["Colorized"], provenance["Version"], provenance["Model"]) == ("True", __version__, "default")
 
 
 def test_saturation_and_render_size_rerun_the_colorization(page, grey_coffee):
     upload_and_wait(page, grey_coffee)
     count = result_count(page)
-    page.get_by_label("Saturation").fill("0")
+    page.get_by_role("slider", name="Saturation").fill("0")
     wait_for_result(page, count + 1)
     assert mean_chroma(shown_result(page)) < 0.5
     page.get_by_label("Render size").select_option("256")
@@ -377,6 +382,7 @@ def test_several_photos_are_colorized_listed_and_zipped_with_their_pins(page, tm
     ]:
         assert results[name].size == Image.open(source).size
         assert mean_chroma(np.asarray(results[name].convert("RGB"))) > MIN_COLOUR_CHROMA
+    assert provenance_in(results["cat-colorized.png"])["Hints"] == "1"  # its pin, counted in its metadata
     plain_cat = post_colorize(page, cat)
     zipped_cat = np.asarray(results["cat-colorized.png"].convert("RGB"))
     assert redness(zipped_cat, x, y) > redness(plain_cat, x, y) + 10
@@ -405,7 +411,7 @@ def test_a_colour_photo_is_said_to_be_recoloured(page, tmp_path, grey_coffee):
 
 def test_the_saturation_slider_reaches_the_command_line_maximum(page, grey_coffee):
     upload_and_wait(page, grey_coffee)
-    slider = page.get_by_label("Saturation")
+    slider = page.get_by_role("slider", name="Saturation")
     assert float(slider.get_attribute("max")) == MAX_SATURATION
     at_one = mean_chroma(shown_result(page))
     count = result_count(page)

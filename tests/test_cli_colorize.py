@@ -50,8 +50,8 @@ def test_folder_is_colorized_keeping_layout_then_rerun_skips(photo_tree, tmp_pat
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     again = run_colorit("colorize", str(photo_tree), "-o", str(out))
-    assert again.returncode == 0 and f"colorized 0, skipped 3, failed 0 -> {out}" in again.stdout
-    assert again.stderr.count("skipped") == 3
+    assert again.returncode == 0 and again.stdout.splitlines() == [f"colorized 0, skipped 3, failed 0 -> {out}"]
+    assert again.stderr == ""  # issue 21: one summary line, not a line per file
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
     forced = run_colorit(
@@ -201,8 +201,10 @@ def test_models_lists_the_bundled_models():
     table = run_colorit("models")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:3] == ["MODEL", "FILE", "PARAMETERS"]
-    rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith(" ")}
+    # issue 21: it says first which model to use
+    assert lines[0].startswith("Use default: colorize, serve and colorit.colorize() take it unless told otherwise")
+    assert lines[1].split()[:3] == ["MODEL", "FILE", "PARAMETERS"]
+    rows = {line.split()[0]: line for line in lines[2:] if line and not line.startswith(" ")}
     assert {"default", "seed-ae"} <= set(rows) and " MB" in rows["default"]
     assert "training:" in table.stdout
     # each card's validation table, as `colorit evaluate --update-cards` wrote it, with the grey baseline

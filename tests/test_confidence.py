@@ -155,8 +155,9 @@ def test_cli_writes_a_confidence_map_beside_each_output(tmp_path, grey_chelsea):
     (out / "coffee.confidence.png").write_bytes(b"kept")
     (out / "coffee.png").unlink()
     second = run_colorit("colorize", str(photos / "coffee.png"), "-o", str(out), "--confidence")
-    assert second.returncode == 1 and "coffee.confidence.png: already exists" in second.stderr
-    assert (out / "coffee.confidence.png").read_bytes() == b"kept" and not (out / "coffee.png").exists()
+    # the missing image is written; the map that exists is never replaced without --overwrite
+    assert second.returncode == 0, second.stderr
+    assert (out / "coffee.confidence.png").read_bytes() == b"kept" and (out / "coffee.png").exists()
     third = run_colorit("colorize", str(photos / "coffee.png"), "-o", str(out), "--confidence", "--overwrite")
     assert third.returncode == 0, third.stderr
     assert Image.open(out / "coffee.confidence.png").format == "PNG"

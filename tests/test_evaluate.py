@@ -238,13 +238,14 @@ def test_update_cards_store_val_and_photo_val_apart_and_models_shows_them_side_b
     model_files = {"default": str(models_dir / "default.onnx"), "mine": str(outside)}
     val_report = dict(hint_report, data=str(tmp_path / "corpus" / "val"), model_files=model_files)
     photo_report = json.loads(cli_run[1].read_text())  # another table, without a hint curve
-    photo_report.update(data=str(tmp_path / "corpus" / "photo-val") + "/", model_files=model_files)
+    photo_report.update(data=str(tmp_path / "corpus" / "photo-val" / "photo-library") + "/", model_files=model_files)
+    package_report = dict(photo_report, data=str(tmp_path / "corpus" / "photo-val" / "package"))
 
-    assert evaluate.update_model_cards(val_report) == [models_dir / "default.json"]
-    assert evaluate.update_model_cards(photo_report) == [models_dir / "default.json"]
+    for report in (val_report, photo_report, package_report):
+        assert evaluate.update_model_cards(report) == [models_dir / "default.json"]
 
     card = json.loads((models_dir / "default.json").read_text())
-    written = ("validation", "hint_curve", "photo_validation")
+    written = ("validation", "hint_curve", "photo_validation", "package_photo_validation")
     assert {key: value for key, value in card.items() if key not in written} == {
         key: value for key, value in original.items() if key not in written
     }
@@ -252,25 +253,29 @@ def test_update_cards_store_val_and_photo_val_apart_and_models_shows_them_side_b
     assert card["validation"]["images"] == 3 and card["validation"]["eval_size"] == evaluate.DEFAULT_EVAL_SIZE
     assert card["hint_curve"]["rows"] == hint_report["hint_curve"]
     assert card["photo_validation"]["table"] == photo_report["table"] and "photo_hint_curve" not in card
+    assert card["package_photo_validation"]["table"] == photo_report["table"]
     assert sorted(path.name for path in models_dir.iterdir()) == ["default.json", "default.onnx"]
 
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.split()[:3] == ["model", "split", "PSNR"])
     assert "hue rec %" in header and "grey %" in header
-    table = lines[lines.index(header) + 1 :][:5]
-    # Each model's val row, then its photo-val row; seed-ae was evaluated on photo-val only.
+    table = lines[lines.index(header) + 1 :][:8]
+    # Each model's val row, then its photo-val and package photo-val rows; seed-ae was not evaluated on val.
     assert [line.split()[:2] for line in table] == [
         ["grey", "val"],
         ["grey", "photo-val"],
+        ["grey", "package-photo-val"],
         ["default", "val"],
         ["default", "photo-val"],
+        ["default", "package-photo-val"],
         ["seed-ae", "photo-val"],
+        ["seed-ae", "package-photo-val"],
     ]
 
 
 def test_update_cards_refuse_a_folder_that_is_no_split(hint_report, photo_folder):
-    with pytest.raises(evaluate.ColoritError, match="val and photo-val"):
+    with pytest.raises(evaluate.ColoritError, match="val, val/package, photo-val/photo-library"):
         evaluate.card_entries(hint_report)
     completed = run_colorit("evaluate", "--data", str(photo_folder), "--update-cards", "--quiet")
     assert completed.returncode == 1 and photo_folder.name in completed.stderr

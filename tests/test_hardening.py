@@ -23,8 +23,9 @@ from PIL import Image
 
 import colorit
 from colorit.color import luminance_L
+from colorit.encoding import encode_image
 from colorit.errors import ColoritWarning, ImageError
-from colorit.io import Picture, encode_image, read_image
+from colorit.io import Picture, read_image
 
 
 def srgb_profile() -> bytes:

@@ -51,11 +51,13 @@ def test_any_array_is_colorized_or_refused_in_one_line(default_model, pixels, sa
     height, width = pixels.shape[:2]
     empty = height == 0 or width == 0
     non_finite = pixels.dtype.kind == "f" and not np.isfinite(pixels).all()
-    if empty or non_finite:
+    out_of_range = pixels.dtype.kind == "f" and pixels.size and not 0 <= pixels.min() <= pixels.max() <= 1
+    if empty or non_finite or out_of_range:
         with pytest.raises(ImageError) as refused:
             colorize_array(pixels, default_model, render_size=RENDER_SIZE, saturation=saturation)
         assert_one_line(refused.value)
-        assert ("empty" if empty else "NaN or infinite") in str(refused.value)
+        reason = "empty" if empty else "NaN or infinite" if non_finite else "float pixels must lie in 0..1"
+        assert reason in str(refused.value)
         return
     out = colorize_array(pixels, default_model, render_size=RENDER_SIZE, saturation=saturation)
     channels = 4 if pixels.ndim == 3 and pixels.shape[2] in (2, 4) else 3

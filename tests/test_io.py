@@ -8,17 +8,9 @@ import pytest
 from conftest import grey_of, photo_rgb
 from PIL import Image, ImageCms
 
+from colorit.encoding import encode_image, output_format, write_image
 from colorit.errors import ImageError, ImageTooLarge, OutputError
-from colorit.io import (
-    ORIENTATION_TAG,
-    Picture,
-    encode_image,
-    output_format,
-    picture_from_pil,
-    read_image,
-    write_bytes_atomic,
-    write_image,
-)
+from colorit.io import ORIENTATION_TAG, Picture, picture_from_pil, read_image, write_bytes_atomic
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

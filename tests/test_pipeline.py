@@ -163,3 +163,17 @@ def test_any_size_layout_and_depth(default_model, height, width, channels, dtype
     assert mean_dL(out[..., :3], colour) < 0.5
     if channels in (2, 4):
         np.testing.assert_array_equal(out[..., 3], pixels[..., -1])
+
+
+@pytest.mark.parametrize("name", ["moon", "clock", "text", "coins", "camera"])
+def test_genuinely_grey_subjects_stay_quiet(default_model, name):
+    """Moon craters, a clock, chalk on a slate, coins, a cameraman: a colorizer that paints these magenta
+    and green has learnt that everything is colourful (Hasler & Suesstrunk: below 20 is "slightly colourful")."""
+    from skimage import data
+
+    from colorit.metrics import colourfulness
+
+    grey = getattr(data, name)()
+    colour = colorize_array(grey, default_model)
+    assert colourfulness(colour) <= 20
+    assert mean_dL(colour, grey) < 0.5  # and the photo itself is left as it was

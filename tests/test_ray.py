@@ -188,3 +188,63 @@ def test_s3_to_s3_round_trip_through_the_environment_credentials(cluster, archiv
 
     again = run_colorit("colorize", "s3://archive/scans-1950", "-o", "s3://archive/colour", "--ray", cluster)
     assert again.stdout.strip().splitlines()[-1] == "colorized 0, skipped 8, failed 1 -> s3://archive/colour"
+
+
+def test_fifos_and_link_loops_are_reported_as_without_ray(cluster, tmp_path):
+    """Issue 21: with --ray, FIFOs and link loops were skipped without a word (and a link to a parent
+    folder repeated the whole tree below it, once for every level Linux resolves)."""
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    Image.fromarray(grey_of(photo_rgb("coffee", 64))).save(photos / "good.png")
+    Image.fromarray(grey_of(photo_rgb("chelsea", 64))).save(photos / "sub" / "cat.png")
+    os.mkfifo(photos / "pipe.png")
+    os.symlink("loop.jpg", photos / "loop.jpg")
+    os.symlink("..", photos / "sub" / "up")
+    local = run_colorit("colorize", str(photos), "-o", str(tmp_path / "local"))
+    on_ray = run_colorit("colorize", str(photos), "-o", str(tmp_path / "ray"), "--ray", cluster)
+    assert (local.returncode, on_ray.returncode) == (1, 1), on_ray.stderr
+
+    def failures(result) -> list[str]:
+        return sorted(line.strip() for line in result.stderr.splitlines() if line.strip().startswith("colorit: "))
+
+    assert (
+        failures(on_ray)
+        == failures(local)
+        == [
+            f"colorit: {photos / 'loop.jpg'}: cannot open (Too many levels of symbolic links)",
+            f"colorit: {photos / 'pipe.png'}: not a regular file",
+        ]
+    )
+    assert on_ray.stdout.strip().splitlines()[-1] == f"colorized 2, skipped 0, failed 2 -> {tmp_path / 'ray'}"
+    assert files_below(tmp_path / "ray") == files_below(tmp_path / "local")
+    assert sorted(files_below(tmp_path / "ray")) == ["good.png", "sub/cat.png"]
+
+
+def test_killing_a_driver_that_started_ray_leaves_no_ray_process(tmp_path):
+    """Issue 21: after kill -9 of a `--ray` driver (one that started its own Ray), two Ray agents
+    lingered for over a minute; now every process it started ends with it."""
+    psutil = pytest.importorskip("psutil")
+    source = tmp_path / "in"
+    source.mkdir()
+    for i in range(24):
+        Image.fromarray(grey_of(photo_rgb(("coffee", "chelsea")[i % 2], 400 + 8 * i))).save(source / f"{i:02d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "colorit", "colorize", str(source), "-o", str(out), "--ray"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300  # Ray's start on a busy 2-CPU machine takes up to a minute
+    while not list(out.glob("*.png")) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    family = psutil.Process(driver.pid).children(recursive=True)
+    names = {process.pid: process.name() for process in family}  # while the driver holds them all
+    assert "raylet" in names.values() and driver.poll() is None, "the job did not get going"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    for straggler in alive:
+        straggler.kill()
+    assert [names[process.pid] for process in alive] == []

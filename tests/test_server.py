@@ -28,6 +28,7 @@ from PIL import Image
 from skimage import color, data
 from sklearn.datasets import load_sample_image
 
+import colorit
 from colorit.cli import main as cli_main
 from colorit.errors import ModelNotFound
 from colorit.server import UPLOAD_MIN_BYTES_PER_S, UPLOADS_PER_CLIENT
@@ -205,7 +206,15 @@ def test_a_named_model_is_used(client, grey_png):
 def test_healthz_reports_the_pool(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "default", "workers": 2, "queue": 4, "busy": 0, "uploads": 0}
+    assert response.json() == {
+        "status": "ok",
+        "model": "default",
+        "device": colorit.load_model("default").device,  # cpu, or cuda where onnxruntime-gpu has a GPU
+        "workers": 2,
+        "queue": 4,
+        "busy": 0,
+        "uploads": 0,
+    }
 
 
 def test_openapi_document_and_offline_pages(client):

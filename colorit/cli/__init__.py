@@ -7,11 +7,13 @@ import importlib
 import math
 import os
 import sys
+import unicodedata
 import warnings
 from typing import NoReturn
 
 from colorit.errors import ColoritWarning
 from colorit.limits import MAX_RENDER_SIZE, MAX_SATURATION, WORKERS_PER_CPU
+from colorit.version import __version__
 
 # verb -> module; each module defines add_parser(subparsers) and run(args) -> exit status.
 VERBS = {
@@ -23,6 +25,10 @@ VERBS = {
     "train": "colorit.cli.train",
     "export": "colorit.cli.export",
 }
+
+
+class UsageError(Exception):
+    """A problem with the command line as a whole: exit status 2, nothing processed."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,12 +80,22 @@ def bounded_workers(requested: int, verb: str) -> int:
     return limit
 
 
+def one_line(text: str) -> str:
+    """text with its line breaks and control characters (a newline in a file name, a terminal escape
+    sequence) written as Python writes them in a string, \\n, \\x1b: every message stays one line
+    and cannot move the terminal's cursor."""
+    return "".join(
+        repr(character)[1:-1] if unicodedata.category(character) in ("Cc", "Zl", "Zp") else character
+        for character in text
+    )
+
+
 _python_formatwarning = warnings.formatwarning
 
 
 def _formatwarning(message, category, filename, lineno, line=None) -> str:
     if issubclass(category, ColoritWarning):
-        return f"colorit: {message}\n"
+        return f"{one_line(f'colorit: {message}')}\n"
     return _python_formatwarning(message, category, filename, lineno, line)
 
 
@@ -100,6 +116,7 @@ def training_module(verb: str, module_name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="colorit", description="Colorize black-and-white photographs and artworks.")
+    parser.add_argument("--version", action="version", version=f"colorit {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for module_name in VERBS.values():
         importlib.import_module(module_name).add_parser(sub)

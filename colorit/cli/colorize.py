@@ -1,15 +1,23 @@
-"""`colorit colorize PATH... -o OUTDIR`: files and folders, full resolution, resumable, in parallel."""
+"""`colorit colorize PATH... -o OUTDIR`: files and folders, full resolution, resumable, in parallel.
+
+Photos and films (colorit.video) alike: a folder may mix them, and each file goes to its own kind's
+runner (colorit.batch or colorit.video.batch)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from colorit.cli import bounded_workers, number_parser, positive_int, render_size, saturation
+from colorit.cli import UsageError, bounded_workers, number_parser, one_line, positive_int, render_size, saturation
+from colorit.cli.destination import STANDARD_INPUT, STREAM, check_standard_input, output_file, write_standard_output
 from colorit.confidence import MAX_STRENGTH
+from colorit.encoding import DEFAULT_QUALITY
+from colorit.session import DEVICES
+from colorit.video.formats import VIDEO_FORMATS
 
 if TYPE_CHECKING:
     from colorit.batch import Settings
@@ -21,12 +29,19 @@ unsure_grey = number_parser(float, 0, maximum=MAX_STRENGTH)
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "colorize",
-        help="colorize images and folders of images",
-        description="Colorize black-and-white images at full resolution. Folders are searched recursively "
-        "and their layout is kept under OUTDIR. Existing outputs are skipped unless --overwrite.",
+        help="colorize images, films and folders of them",
+        description="Colorize black-and-white images and films at full resolution. Folders are searched "
+        "recursively and their layout is kept under OUTDIR. Existing outputs are skipped unless --overwrite.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results (created if needed)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image and film files, and folders")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTDIR",
+        help="folder for the results (created if needed); with one input, a file name with an image suffix "
+        "(result.jpg) writes that file, and - writes to standard output (PATH - reads standard input)",
+    )
     p.add_argument("--model", default="default", help="bundled model name or path to an .onnx file (default: default)")
     p.add_argument(
         "--render-size",
@@ -42,7 +57,10 @@ def add_parser(subparsers) -> None:
         help="scale the colours' chroma (default 1.0; 0 = grey)",
     )
     p.add_argument(
-        "--format", choices=OUTPUT_FORMATS, help="output format (default: the input's own; PNG for other formats)"
+        "--format",
+        choices=OUTPUT_FORMATS + tuple(VIDEO_FORMATS),
+        help="output format of the inputs of its kind: photos (default: the input's own; PNG for other formats) "
+        "or films (default mp4: H.264; mov, mkv: H.264; webm: VP9; ffv1: lossless, in .mkv)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N", help="parallel processes (default 1)")
@@ -61,7 +79,31 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--reference-report", metavar="FILE.json", help="write which reference photos each input was colorized with"
     )
-    p.add_argument("--verbose", action="store_true", help="name the reference photos chosen for each input")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="name each input skipped because its output exists, and the reference photos chosen for each input",
+    )
+    p.add_argument(
+        "--quality",
+        type=number_parser(int, 1, maximum=100),
+        metavar="Q",
+        help=f"JPEG and WebP quality, 1..100 (default {DEFAULT_QUALITY}); the other formats are lossless",
+    )
+    p.add_argument(
+        "--no-provenance",
+        dest="provenance",
+        action="store_false",
+        help="leave out of each output's metadata (XMP, EXIF, PNG text) that ColorIt colorized it, with "
+        "version, model, hints and reference count",
+    )
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the model runs: cuda needs onnxruntime-gpu (pip install 'colorit[gpu]'), auto takes it "
+        "when installed (default auto; without a GPU: the CPU, said in one line for cuda)",
+    )
     p.add_argument(
         "--confidence",
         action="store_true",
@@ -86,30 +128,25 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-class UsageError(Exception):
-    """A problem with the command line as a whole: exit status 2, nothing processed."""
-
-
 @dataclass(frozen=True)
 class Job:
-    source: Path
-    target: Path
+    source: Path  # Path("-"): standard input
+    target: Path  # "-" with the output's suffix, or "-" alone for the input's own format: standard output
+    keep: frozenset[str] = frozenset()  # outputs that exist already and stay (colorit.batch.colorize_file)
+    to_standard_output: bool = False
 
+    @property
+    def name(self) -> str:
+        """The input as messages name it."""
+        return STANDARD_INPUT if str(self.source) == STREAM else str(self.source)
 
-def _images_in(folder: Path, suffixes, outdir: Path, unreadable: list[OSError]) -> list[Path]:
-    """Image files below folder, sorted; hidden files and folders and the output folder left out
-    (so that `-o photos/colorized` does not colorize its own results on the next run). Folders that
-    cannot be listed are added to unreadable."""
-    found = []
-    outdir = outdir.resolve()
-    for directory, subdirectories, files in os.walk(folder, onerror=unreadable.append):
-        subdirectories[:] = sorted(
-            d for d in subdirectories if not d.startswith(".") and Path(directory, d).resolve() != outdir
-        )
-        found += [
-            Path(directory, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in suffixes
-        ]
-    return found
+    def outputs(self, confidence: bool) -> list[Path]:
+        """What the job writes: its output, and with --confidence a photo's map beside it (films get none)."""
+        from colorit.batch import confidence_target
+        from colorit.video import is_video
+
+        with_map = confidence and not is_video(self.source)
+        return [self.target, *([confidence_target(self.target)] if with_map else [])]
 
 
 def _target(outdir: Path, relative: Path, fmt: str | None) -> Path:
@@ -118,49 +155,72 @@ def _target(outdir: Path, relative: Path, fmt: str | None) -> Path:
     return outdir / output_name(relative, fmt)
 
 
-def _plan(args, report) -> tuple[list[Job], int]:
-    """Jobs for every input image; reports inputs that cannot be done. Returns (jobs, failures)."""
-    from colorit.batch import confidence_target
-    from colorit.io import IMAGE_SUFFIXES
+def _plan(args, single: Path | None, report) -> tuple[list[Job], int]:
+    """Jobs for every input image, into the folder -o names or the file `single` (output_file);
+    reports inputs that cannot be done. Returns (jobs, failures)."""
+    from colorit.io import IMAGE_SUFFIXES, images_below
+    from colorit.video.formats import VIDEO_SUFFIXES
 
     outdir = Path(args.output)
     jobs: list[Job] = []
     failures = 0
     for text in args.paths:
         path = Path(text)
-        if path.is_dir():
-            unreadable: list[OSError] = []
-            images = _images_in(path, IMAGE_SUFFIXES, outdir, unreadable)
+        if single is not None and (text == STREAM or path.exists() or path.is_symlink()):
+            if text == STREAM:
+                check_standard_input()
+            streamed = str(single) == STREAM
+            jobs.append(Job(path, _single_target(single, path, args.format), to_standard_output=streamed))
+        elif path.is_dir():
+            images, unreadable = images_below(path, IMAGE_SUFFIXES | VIDEO_SUFFIXES, leave_out=outdir)
             for error in unreadable:
                 report(f"colorit: {error.filename}: cannot read folder ({error.strerror or error})")
             failures += len(unreadable)
             if not images and not unreadable:
-                raise UsageError(f"{path}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+                suffixes = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+                raise UsageError(f"{path}: no images or films in this folder (looked for {suffixes})")
             jobs += [Job(image, _target(outdir, image.relative_to(path), args.format)) for image in images]
-        elif path.exists():
+        elif path.exists() or path.is_symlink():  # a link loop or a dangling link: reading names the reason
             jobs.append(Job(path, _target(outdir, Path(path.name), args.format)))
         else:
             report(f"colorit: {path}: no such file or folder")
             failures += 1
-    sources = {job.source.resolve() for job in jobs}
-    claimed: dict[Path, Path] = {}
+    # realpath, not Path.resolve, which raises RuntimeError on a link loop before Python 3.13
+    sources = {os.path.realpath(job.source) for job in jobs if str(job.source) != STREAM}
+    claimed: dict[str, Path] = {}
     kept = []
     for job in jobs:
-        outputs = [job.target, *([confidence_target(job.target)] if args.confidence else [])]
-        targets = [output.resolve() for output in outputs]
+        outputs = [] if job.to_standard_output else job.outputs(args.confidence)
+        targets = [os.path.realpath(output) for output in outputs]
         replacing = next((output for output, target in zip(outputs, targets) if target in sources), None)
         clash = next((output for output, target in zip(outputs, targets) if target in claimed), None)
         if replacing:
             report(f"colorit: {job.source}: output {replacing} would replace an input; choose another -o")
         elif clash:
             report(
-                f"colorit: {job.source}: output {clash} is also the output of {claimed[clash.resolve()]}; "
+                f"colorit: {job.source}: output {clash} is also the output of {claimed[os.path.realpath(clash)]}; "
                 "use --format or colorize them separately"
             )
         else:
             claimed.update(dict.fromkeys(targets, job.source))
             kept.append(job)
     return kept, failures + len(jobs) - len(kept)
+
+
+def _single_target(output: Path, source: Path, fmt: str | None) -> Path:
+    """The target of the one input when -o names a file: that file. For standard output, "-" with the
+    output's suffix: --format's, or else the input's (none from standard input: its own format,
+    known once it is decoded); colorit.batch.colorize_file picks the format by it."""
+    from colorit.batch import output_name
+    from colorit.video import is_video
+
+    if str(output) != STREAM:
+        return output
+    if is_video(source):
+        raise UsageError(f"{source}: a film is written to a file, not to standard output")
+    if str(source) == STREAM and not fmt:
+        return output
+    return output.with_suffix(output_name(Path(source.name), fmt).suffix)
 
 
 def _check_output_folder(outdir: Path) -> None:
@@ -185,20 +245,30 @@ def _read_hints(args) -> str | None:
         raise UsageError(f"{args.hints}: cannot read hints ({getattr(exc, 'strerror', None) or exc})") from None
 
 
-def _colorize_file(job: Job, settings: Settings) -> str | None:
-    """Colorize one local file; returns None, or the one-line failure message."""
+def _colorize_file(job: Job, settings: Settings, progress_bar: bool = False) -> str | None:
+    """Colorize one local file; returns None, or the one-line failure message. progress_bar: show a
+    film's progress in frames/s (a photo's is the batch's own bar)."""
     from functools import partial
 
     from colorit.batch import colorize_file
     from colorit.io import write_bytes_atomic
+    from colorit.video import is_video
 
+    if is_video(job.source):
+        from colorit.video.batch import colorize_film_file
+
+        return colorize_film_file(job.source, str(job.source), job.target, settings, progress_bar=progress_bar)
+
+    source = sys.stdin.buffer.read() if str(job.source) == STREAM else job.source
+    if job.to_standard_output:
+        return colorize_file(source, job.name, job.target, settings, write_standard_output)
     write = partial(write_bytes_atomic, overwrite=settings.overwrite, protected=[job.source])
-    return colorize_file(job.source, str(job.source), job.target, settings, write)
+    return colorize_file(source, job.name, job.target, settings, write, keep=job.keep)
 
 
 def _run_serial(jobs: list[Job], settings: Settings):
     for job in jobs:
-        yield _colorize_file(job, settings)
+        yield _colorize_file(job, settings, progress_bar=True)
 
 
 def _run_parallel(jobs: list[Job], settings: Settings, workers: int):
@@ -229,45 +299,62 @@ def run(args) -> int:
 
     from colorit.errors import ColoritError, ModelNotFound
     from colorit.io import cpu_count
-    from colorit.session import resolve_model_path
+    from colorit.session import resolve_device, resolve_model_path
 
     def report(line: str) -> None:
-        tqdm.write(line, file=sys.stderr)
+        tqdm.write(one_line(line), file=sys.stderr)
 
     if args.ray is not None and args.confidence:
         print("colorit: --confidence: not available with --ray", file=sys.stderr)
         return 2
     if args.ray is not None:
         return _run_on_ray(args, report)
-    outdir = Path(args.output)
+    device, device_note = resolve_device(args.device)
     try:
         resolve_model_path(args.model)
-        jobs, failures = _plan(args, report)
+        single = output_file(args.paths, args.output, args.format)
+        jobs, failures = _plan(args, single, report)
         hints = _read_hints(args)
-        _check_output_folder(outdir)
+        if str(single) != STREAM:
+            _check_output_folder(Path(args.output) if single is None else single.parent)
     except (UsageError, ModelNotFound) as exc:
-        print(f"colorit: {exc}", file=sys.stderr)
+        print(one_line(f"colorit: {exc}"), file=sys.stderr)
         return 2
-    todo, skipped = [], 0
-    for job in jobs:
-        if job.target.exists() and not args.overwrite:
-            report(f"colorit: {job.source}: skipped, {job.target} exists (use --overwrite to replace it)")
-            skipped += 1
-        else:
-            todo.append(job)
+    if device_note:
+        report(f"colorit: {device_note}")
+    todo, skipped = _still_to_do(jobs, args, report)
     workers = min(bounded_workers(args.workers, "colorize"), max(1, len(todo)))
-    settings = _settings(args, hints, threads=max(1, cpu_count() // workers) if workers > 1 else None)
+    settings = _settings(args, hints, threads=max(1, cpu_count() // workers) if workers > 1 else None, device=device)
     try:
         _check_confidence(settings)
         _check_reference(settings, report)
     except (UsageError, ColoritError) as exc:
-        print(f"colorit: {exc}", file=sys.stderr)
+        print(one_line(f"colorit: {exc}"), file=sys.stderr)
         return 2
     results = _run_parallel(todo, settings, workers) if workers > 1 else _run_serial(todo, settings)
-    status = _show_results(results, len(todo), skipped, failures, outdir, report)
+    # With the image on standard output, the summary goes where the messages go.
+    summary = sys.stderr if str(single) == STREAM else sys.stdout
+    status = _show_results(results, len(todo), skipped, failures, args.output, report, summary)
     if settings.reference and (args.verbose or args.reference_report):
         _name_references(todo, settings, args, report)
     return status
+
+
+def _still_to_do(jobs: list[Job], args, report) -> tuple[list[Job], int]:
+    """The jobs with an output still missing, each keeping those of its outputs that exist (a rerun
+    completes an image and its confidence map), and how many jobs are finished: a rerun of a finished
+    folder says so in its summary line alone; --verbose names each."""
+    todo, finished = [], 0
+    for job in jobs:
+        outputs = job.outputs(args.confidence)
+        existing = [] if args.overwrite or job.to_standard_output else [str(path) for path in outputs if path.exists()]
+        if len(existing) < len(outputs):
+            todo.append(dataclasses.replace(job, keep=frozenset(existing)))
+            continue
+        finished += 1
+        if args.verbose:
+            report(f"colorit: {job.name}: skipped, {job.target} exists (use --overwrite to replace it)")
+    return todo, finished
 
 
 def _check_confidence(settings: Settings) -> None:
@@ -276,7 +363,10 @@ def _check_confidence(settings: Settings) -> None:
     from colorit.session import load_model
 
     needs_confidence = settings.confidence or settings.unsure_grey
-    if needs_confidence and not load_model(settings.model, threads=settings.threads).has_confidence:
+    if (
+        needs_confidence
+        and not load_model(settings.model, threads=settings.threads, device=settings.device).has_confidence
+    ):
         raise no_confidence_error(settings.model)
 
 
@@ -291,7 +381,10 @@ def _check_reference(settings: Settings, report) -> None:
         return
     if not Path(settings.reference).exists():
         raise UsageError(f"{settings.reference}: no such reference file or folder")
-    work_side = settings.render_size or load_model(settings.model, threads=settings.threads).default_render_size
+    work_side = (
+        settings.render_size
+        or load_model(settings.model, threads=settings.threads, device=settings.device).default_render_size
+    )
     _, problems = reference_pool(
         settings.reference, work_side, settings.threads, settings.max_pixels or DEFAULT_MAX_PIXELS
     )
@@ -309,7 +402,7 @@ def _name_references(jobs: list[Job], settings: Settings, args, report) -> None:
     from colorit.io import DEFAULT_MAX_PIXELS, read_image, write_bytes_atomic
     from colorit.session import load_model
 
-    session = load_model(settings.model, threads=settings.threads)
+    session = load_model(settings.model, threads=settings.threads, device=settings.device)
     entries = []
     for job in jobs:
         try:
@@ -325,7 +418,7 @@ def _name_references(jobs: list[Job], settings: Settings, args, report) -> None:
         write_bytes_atomic(args.reference_report, text.encode("utf-8"), overwrite=True)
 
 
-def _settings(args, hints: str | None, threads: int | None) -> Settings:
+def _settings(args, hints: str | None, threads: int | None, device: str) -> Settings:
     """The options every image is colorized with, the same for every runner."""
     from colorit.batch import Settings
 
@@ -341,11 +434,14 @@ def _settings(args, hints: str | None, threads: int | None) -> Settings:
         reference=args.reference,
         unsure_grey=args.unsure_grey,
         confidence=args.confidence,
+        quality=args.quality,
+        provenance=args.provenance,
+        device=device,
     )
 
 
-def _show_results(results, total: int, skipped: int, failures: int, outdir, report) -> int:
-    """Progress in images/s, one line per failure, the summary; the exit status."""
+def _show_results(results, total: int, skipped: int, failures: int, outdir, report, summary=sys.stdout) -> int:
+    """Progress in images/s, one line per failure, the summary (to `summary`); the exit status."""
     from tqdm import tqdm
 
     done = 0
@@ -357,7 +453,7 @@ def _show_results(results, total: int, skipped: int, failures: int, outdir, repo
             else:
                 done += 1
             progress.update()
-    print(f"colorized {done}, skipped {skipped}, failed {failures} -> {outdir}")
+    print(one_line(f"colorized {done}, skipped {skipped}, failed {failures} -> {outdir}"), file=summary)
     return 1 if failures else 0
 
 
@@ -372,18 +468,22 @@ def _run_on_ray(args, report) -> int:
         print(f"colorit: --ray needs the ray extra (pip install 'colorit[ray]'): {exc}", file=sys.stderr)
         return 2
     try:
+        if args.device == "cuda":
+            raise UsageError("--device cuda: not available with --ray, whose actors run on CPUs")
+        if output_file(args.paths, args.output, args.format) is not None:
+            raise UsageError(f"-o {args.output}: --ray writes into a folder or bucket; give -o one")
         resolve_model_path(args.model)
         hints = _read_hints(args)
-        settings = _settings(args, hints, threads=cluster.THREADS_PER_ACTOR)
+        settings = _settings(args, hints, threads=cluster.THREADS_PER_ACTOR, device="cpu")
         _check_confidence(settings)
         _check_reference(settings, report)
-        archive = cluster.plan(args.paths, args.output, args.format, args.overwrite, report)
+        archive = cluster.plan(args.paths, args.output, args.format, args.overwrite, report, verbose=args.verbose)
         results = cluster.colorize_on_ray(archive, settings, args.ray or None)
     except (UsageError, ColoritError) as exc:
-        print(f"colorit: {exc}", file=sys.stderr)
+        print(one_line(f"colorit: {exc}"), file=sys.stderr)
         return 2
     try:
         return _show_results(results, len(archive.todo), archive.skipped, archive.failures, args.output, report)
     except cluster.ArchiveError as exc:  # the cluster itself failed midway; what was written stays
-        print(f"colorit: {exc}", file=sys.stderr)
+        print(one_line(f"colorit: {exc}"), file=sys.stderr)
         return 1

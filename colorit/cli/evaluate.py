@@ -57,7 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--update-cards",
         action="store_true",
         help="write the results into the cards of the evaluated bundled models, as their validation "
-        "(--data .../val) or photo_validation (--data .../photo-val) table",
+        "(--data CORPUS/val), photo_validation (CORPUS/photo-val/photo-library) or package_photo_validation "
+        "(CORPUS/photo-val/package) table",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)

@@ -36,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="card parameter: ab is scaled by confidence ** this, towards grey where the model is unsure",
     )
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="the training data the card describes (default: the checkpoint's --data, where it lies here): a "
+        "corpus, whose manifest.csv it reads, or a folder whose images are the photo library's",
+    )
     p.set_defaults(run=run)
 
 
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             args.temperature,
             args.render_size,
             args.unsure_grey_strength,
+            args.data,
         )
     except pickle.UnpicklingError as exc:
         # torch.load(weights_only=True) refuses anything but tensors and plain data: no code runs

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+from collections import Counter
+
+# The model every command and colorit.colorize() take unless told otherwise.
+DEFAULT_MODEL = "default"
 
 
 def add_parser(subparsers) -> None:
@@ -37,18 +41,43 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
+# A card's source kinds, as the training line names them.
+SOURCE_KINDS = {"package": "packages", "photo-library": "photo-library repositories"}
+
+
 def _training_line(training: object) -> str:
     """Data, amount and hardware of the training, in one line."""
-    if not isinstance(training, dict) or "images_per_package" not in training:
+    if not isinstance(training, dict) or not ("sources" in training or "images_per_package" in training):
         return f"training: {_summary(training)}"
-    packages = training["images_per_package"]
-    train_images = sum(counts.get("train", 0) for counts in packages.values())
-    val_images = sum(counts.get("val", 0) for counts in packages.values())
+    if "sources" in training:
+        images = {source: entry["images"] for source, entry in training["sources"].items()}
+        # the sources trained on: pictures in train/ or cut-outs pasted onto them
+        kinds = Counter(
+            entry["kind"] for entry in training["sources"].values() if {"train", "cutouts"} & set(entry["images"])
+        )
+        origin = ", ".join(f"{count} {SOURCE_KINDS.get(kind, kind)}" for kind, count in sorted(kinds.items()))
+    else:  # a card exported before corpus v3, when every source was a Debian package
+        images = training["images_per_package"]
+        origin = f"{len(images)} Debian packages"
+    train_images = sum(counts.get("train", 0) for counts in images.values())
+    held_out = sum(counts.get("val", 0) + counts.get("photo-val", 0) for counts in images.values())
     return (
-        f"training: {train_images} images from {len(packages)} Debian packages ({val_images} more held out), "
+        f"training: {train_images} images from {origin} ({held_out} more held out), "
         f"{training.get('steps')} steps of {training.get('batch_per_process')} crops at {training.get('crop')} px, "
         f"{training.get('minutes')} min on {training.get('hardware')}"
     )
+
+
+def _advice(cards: list[dict]) -> str:
+    """Which model to use, in one line: a newcomer should not have to read the tables to choose."""
+    others = [str(card.get("name")) for card in cards if card.get("name") != DEFAULT_MODEL]
+    default = next((card for card in cards if card.get("name") == DEFAULT_MODEL), {})
+    only_hints = default.get("accepts_hints") and not any(
+        card.get("accepts_hints") for card in cards if card is not default
+    )
+    why = "; the only one that takes hints" if only_hints else ""
+    rest = f" {', '.join(others)}: kept to compare with (--model NAME)." if others else ""
+    return f"Use {DEFAULT_MODEL}: colorize, serve and colorit.colorize() take it unless told otherwise{why}.{rest}"
 
 
 def _indented(text: str) -> str:
@@ -67,6 +96,7 @@ def run(args) -> int:
     if not cards:
         print(f"no bundled models in {MODELS_DIR}")
         return 0
+    print(_advice(cards))
     header = ["MODEL", "FILE", "PARAMETERS", "GFLOPS@256", "HINTS", "RENDER SIZE"]
     rows = [header]
     for path, card in models:

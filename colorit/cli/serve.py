@@ -7,6 +7,7 @@ import sys
 
 from colorit.cli import bounded_workers, non_negative_int, number_parser, port, positive_int
 from colorit.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE, DEFAULT_WORKERS
+from colorit.session import DEVICES
 
 # Uploads are held in memory, up to workers + queue of them at once.
 MAX_UPLOAD_MB = 1024
@@ -41,6 +42,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the machine's name. Other names are refused, which stops web pages from reaching the server by DNS "
         "rebinding",
     )
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the model runs: cuda needs onnxruntime-gpu (pip install 'colorit[gpu]'), auto takes it when "
+        "installed; without a GPU the CPU (said in one line for cuda)",
+    )
+    p.add_argument(
+        "--no-provenance",
+        dest="provenance",
+        action="store_false",
+        help="leave out of each colorized image's metadata that ColorIt colorized it (version, model, hints, "
+        "reference count)",
+    )
     p.set_defaults(run=run)
 
 
@@ -60,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             max_pixels=args.max_pixels,
             allowed_hosts=hosts,
+            device=args.device,
+            provenance=args.provenance,
         )
     except ColoritError as error:
         print(f"colorit serve: {error}", file=sys.stderr)

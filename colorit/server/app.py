@@ -27,10 +27,11 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from colorit import __version__
-from colorit.api import colorize_picture, colorize_picture_with_confidence, output_format_of
+from colorit.api import colorize_picture, colorize_picture_with_confidence, output_format_of, provenance_of
 from colorit.color import rgb_to_lab
 from colorit.confidence import confidence_png
-from colorit.io import EXTENSIONS, encode_image, read_image
+from colorit.encoding import EXTENSIONS, encode_image
+from colorit.io import read_image
 from colorit.server import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_MB,
@@ -56,6 +57,7 @@ from colorit.server.uploads import (
     UploadTimeouts,
     receive_upload,
 )
+from colorit.server.video_jobs import DEFAULT_FILM_LIMITS, FilmJobs, FilmLimits, install_film_jobs
 from colorit.session import ModelSession, cpu_count, list_models, load_model
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -164,9 +166,11 @@ def colorize_upload(
     session: ModelSession,
     max_pixels: int,
     cancelled: threading.Event,
+    provenance: bool = True,
 ) -> Colorized:
     """The blocking part of a request (decode, colorize, encode); runs on a worker thread, and stops
-    between its steps once `cancelled` is set (the client hung up)."""
+    between its steps once `cancelled` is set (the client hung up). provenance: mark the image as
+    colorized in its metadata."""
     picture = read_image(upload.data, max_pixels=max_pixels, name=upload.filename)
     references = [read_image(data, max_pixels=max_pixels, name=name).pixels for name, data in upload.references]
     if cancelled.is_set():
@@ -189,7 +193,8 @@ def colorize_upload(
     if cancelled.is_set():
         raise ClientGone
     fmt = options.format or output_format_of(picture)
-    return Colorized(encode_image(colorized, fmt), fmt, "colorized", input_has_colour)
+    marked = provenance_of(session, settings["hints"], references or None) if provenance else None
+    return Colorized(encode_image(colorized, fmt, provenance=marked), fmt, "colorized", input_has_colour)
 
 
 async def until_client_leaves(request: Request) -> None:
@@ -247,8 +252,14 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_hosts: list[str] | tuple[str, ...] = LOCAL_HOSTS,
     upload_timeouts: UploadTimeouts = DEFAULT_UPLOAD_TIMEOUTS,
+    film_limits: FilmLimits = DEFAULT_FILM_LIMITS,
+    device: str = "auto",
+    provenance: bool = True,
 ) -> FastAPI:
     """Builds the app; the model is loaded here, once, so a bad name fails at start-up.
+
+    device: where the models run (colorit.session.DEVICES). provenance: mark each colorized image
+    as such in its metadata (colorit.provenance), which the page's downloads keep.
 
     allowed_hosts: Host names answered besides the address a request arrives on (others get 400);
     "*" for any, "*.lan" for any name under lan."""
@@ -256,18 +267,23 @@ def create_app(
     uploads = UploadGate(UPLOADS_PER_SLOT * pool.capacity * (max_upload_bytes + FORM_FIELDS_BYTES), UPLOADS_PER_CLIENT)
     # Each colorization may use this many threads, so that workers x threads never exceed the CPUs.
     threads = max(1, cpu_count() // workers)
-    session = load_model(model, threads=threads)
+    session = load_model(model, threads=threads, device=device)
     cards = [ModelCard.model_validate(card) for card in list_models()]
     model_names = [card.name for card in cards]
 
     def model_for(options: ColorizeOptions) -> ModelSession:
         # Called on a worker: loading a model the first time takes a while and must not block the loop.
-        return session if options.model is None else load_model(options.model, threads=threads)
+        return session if options.model is None else load_model(options.model, threads=threads, device=device)
+
+    films = FilmJobs(
+        film_limits, lambda name: session if name is None else load_model(name, threads=threads), model_names
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
         pool.shutdown()
+        films.shutdown()
 
     app = FastAPI(
         title="ColorIt",
@@ -316,7 +332,7 @@ def create_app(
         def job() -> Colorized:
             # Parsing the fields is off the event loop too: hints JSON can take a while.
             options = parse_options(upload, model_names)
-            return colorize_upload(upload, options, model_for(options), max_pixels, cancelled)
+            return colorize_upload(upload, options, model_for(options), max_pixels, cancelled, provenance)
 
         try:
             running = pool.run_reserved(job)
@@ -343,7 +359,12 @@ def create_app(
         """Liveness, how many colorize slots are in use and how many uploads are being read; answered
         even when every worker is busy."""
         return HealthResponse(
-            model=session.name, workers=pool.workers, queue=pool.queue_size, busy=pool.busy, uploads=uploads.reading
+            model=session.name,
+            device=session.device,
+            workers=pool.workers,
+            queue=pool.queue_size,
+            busy=pool.busy,
+            uploads=uploads.reading,
         )
 
     @app.get("/", include_in_schema=False)
@@ -354,6 +375,7 @@ def create_app(
     async def docs() -> FileResponse:
         return FileResponse(STATIC_DIR / "docs.html")
 
+    install_film_jobs(app, films, upload_timeouts)  # /api/video-jobs (colorit.server.video_jobs)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     document_form_schema(app)
     return app

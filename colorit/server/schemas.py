@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json
 
 from colorit.confidence import MAX_STRENGTH as MAX_UNSURE_GREY
-from colorit.io import FORMATS, output_format
+from colorit.encoding import FORMATS, output_format
 from colorit.limits import MAX_HINTS, MAX_RENDER_SIZE, MAX_SATURATION
 
 # An output format as the command line's --format names it, in any case; validated into Pillow's name.
@@ -96,6 +96,7 @@ class ModelsResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
     model: str
+    device: str = Field(description="where the model runs: cpu or cuda")
     workers: int = Field(description="colorizations that run at once")
     queue: int = Field(description="colorizations that may wait for a worker")
     busy: int = Field(description="requests now running or waiting")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,14 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from colorit.train.corpus import SPLITS
-from colorit.train.data import rgb_to_lab
+from colorit.errors import ColoritError
+from colorit.io import find_images
+from colorit.train.corpus import read_manifest, summarise_sources
+from colorit.train.data import rgb_to_lab, split_dirs
 from colorit.train.losses import ab_bins
 from colorit.train.model_default import ColorUNet
 from colorit.train.model_seed_ae import SeedAutoencoder
+from colorit.train.photo_library import library_provenance
 
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder (decoder 128/64/64), "
@@ -77,7 +79,7 @@ def network_input(image_path: Path, channels: int, size: int | tuple[int, int] =
     or to (width, height)."""
     width, height = (size, size) if isinstance(size, int) else size
     with Image.open(image_path) as im:
-        rgb = np.asarray(im.convert("RGB").resize((width, height), Image.BICUBIC), dtype=np.float32) / 255
+        rgb = np.asarray(im.convert("RGB").resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     L = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
     x = L / 50 - 1
     return torch.cat([x, torch.zeros(1, channels - 1, height, width)], 1) if channels > 1 else x
@@ -125,18 +127,28 @@ def gflops_at_256(net: torch.nn.Module) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def corpus_counts(data_dir: Path) -> dict:
-    """Images per package and split (train, val, photo-val, cutouts), from the corpus manifest when there is one."""
-    manifest = data_dir / "manifest.csv"
-    if not manifest.exists():
-        return {}
-    with manifest.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    counts = Counter((row["package"], row["split"]) for row in rows)
-    return {
-        package: {split: counts[(package, split)] for split in SPLITS if counts[(package, split)]}
-        for package in sorted({row["package"] for row in rows})
-    }
+# How the card counts images that neither a corpus manifest nor a photo library records.
+UNRECORDED = {"source_kind": "unknown", "source": "(no provenance record)", "licence": "unknown"}
+
+
+def training_sources(data_dir: Path) -> dict:
+    """The card's account of the training data: per package or repository, its kind, licences and
+    images per split. From data_dir/manifest.csv when data_dir is a corpus (or a compact copy of one);
+    otherwise image by image from the folders training reads (train/, val/, photo-val/, cutouts/, or
+    the folder itself), by the photo library's manifest for those that are its images (reached through
+    links, say), the rest counted as without a provenance record."""
+    try:
+        return summarise_sources(read_manifest(data_dir / "manifest.csv"))
+    except ColoritError:  # no corpus manifest: the photo library's own, or none
+        pass
+    dirs = split_dirs(data_dir)
+    folders = {"train": dirs.train, "val": dirs.val, "photo-val": dirs.photo_val, "cutouts": dirs.cutouts}
+    rows = []
+    for split, folder in folders.items():
+        files = find_images(folder) if folder is not None else []
+        recorded = library_provenance(files)
+        rows += [{"split": split, **(asdict(recorded[f]) if f in recorded else UNRECORDED)} for f in files]
+    return summarise_sources(rows)
 
 
 RECIPE_KEYS = (
@@ -161,8 +173,11 @@ def write_card(
     max_diff: float,
     render_size: int,
     unsure_grey_strength: float | None = None,
+    data_dir: Path | None = None,
 ) -> dict:
+    """data_dir: the training data to describe (default: the folder the checkpoint was trained on)."""
     cfg = state["config"]
+    data_dir = data_dir or Path(cfg["data"])
     card = {
         "name": name,
         "architecture": ARCHITECTURES[cfg["model"]],
@@ -177,8 +192,8 @@ def write_card(
         "unsure_grey_strength": unsure_grey_strength if isinstance(net, ColorUNet) else None,
         "onnx": {"opset": 17, "max_abs_diff_vs_pytorch": max_diff},
         "training": {
-            "data": Path(cfg["data"]).name,
-            "images_per_package": corpus_counts(Path(cfg["data"])),
+            "data": data_dir.name,
+            "sources": training_sources(data_dir),
             "crop": cfg["crop"],
             "batch_per_process": cfg["batch"],
             "processes": state.get("world_size", 1),
@@ -205,9 +220,10 @@ def export(
     temperature: float | None = None,
     render_size: int = 384,
     unsure_grey_strength: float | None = None,
+    data_dir: Path | None = None,
 ) -> dict:
     """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree on
-    parity_image (default: the first bundled sample)."""
+    parity_image (default: the first bundled sample). data_dir: see write_card."""
     net, state = load_network(checkpoint, temperature)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
@@ -216,4 +232,4 @@ def export(
     if max_diff > PARITY_TOLERANCE:
         onnx_path.unlink()
         raise ValueError(f"{onnx_path}: ONNX output differs from PyTorch by {max_diff:.2e} > {PARITY_TOLERANCE}")
-    return write_card(net, state, name, out_dir / f"{name}.json", max_diff, render_size, unsure_grey_strength)
+    return write_card(net, state, name, out_dir / f"{name}.json", max_diff, render_size, unsure_grey_strength, data_dir)

@@ -260,7 +260,14 @@ async function colorize() {
     document.body.dataset.state = "ready";
     if (ui.showUnsure.checked) updateUnsureOverlay();
   } catch (error) {
-    if (error.name === "AbortError") return;
+    if (error.name === "AbortError") {
+      // Another photo was opened before this one's answer came: it goes back to the queue, which
+      // colorizes it in the background (left "working", nobody would, and the queue never ends).
+      if (item && item.status === "working" && !queue.hooks.handledElsewhere(item)) {
+        queue.settle(item, { status: "waiting" });
+      }
+      return;
+    }
     ui.status.textContent = "";
     showMessage(error.message);
     if (queue.hooks.handledElsewhere(item)) queue.settle(item, { status: "failed", error: error.message });

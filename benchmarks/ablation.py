@@ -22,7 +22,8 @@ from colorit.train.train import VALIDATION_TEMPERATURE, VALIDATION_UNSURE_GREY
 RESULTS = Path(__file__).resolve().parent / "results"
 # Trained rows: folder name -> what differs from the recipe (scripts/ablation_train.sh).
 TRAINED_ROWS = {
-    "recipe": "recipe: encoder and its BatchNorm statistics frozen, rebalancing 0.5, classification + hint weighting, cut-outs",
+    "recipe": "recipe: encoder partly frozen (blocks 0-7 kept, 8-15 trained), BatchNorm statistics frozen, rebalancing 0.5, classification + hint weighting, cut-outs when the corpus has them",
+    "frozen": "encoder and its BatchNorm statistics frozen (the recipe before the photo library)",
     "finetune": "encoder fine-tuned (0.3x lr), BatchNorm statistics updated (the previous recipe)",
     "finetune-bn-frozen": "encoder fine-tuned (0.3x lr), BatchNorm statistics frozen",
     "finetune-bn-frozen-slow": "encoder fine-tuned (0.1x lr), BatchNorm statistics frozen",
@@ -38,6 +39,9 @@ TRAINED_ROWS = {
 }
 # Decoding variants of the recipe row: (temperature, unsure_grey_strength).
 DECODING_VARIANTS = [(0.38, 0.0), (0.38, 0.1), (0.38, 0.2), (0.38, 0.5), (1.0, 0.0), (1.0, 0.2)]
+# The table's splits and their folders in a corpus: val is the packages' (the photo library has none),
+# photo-val the photo library's (repositories never trained on: what the recipe is chosen by).
+SPLITS = {"val": "val/package", "photo-val": "photo-val/photo-library"}
 METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
 
 
@@ -80,7 +84,7 @@ def training_summary(runs: Path, row: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path)
-    parser.add_argument("--data", type=Path, required=True, help="corpus with val/ and photo-val/")
+    parser.add_argument("--data", type=Path, required=True, help="corpus from `colorit corpus build --photos ...`")
     parser.add_argument("--models", type=Path, default=Path(".devdata/ablation-models"))
     parser.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
     parser.add_argument(
@@ -96,7 +100,7 @@ def main() -> None:
         name, _, path = extra.partition("=")
         rows[name] = (Path(path), f"{name}: {path}")
     paths = [str(path) for path, _ in rows.values()]
-    splits = {split: evaluate_folder(args.data / split, paths, progress=False) for split in ("val", "photo-val")}
+    splits = {split: evaluate_folder(args.data / folder, paths, progress=False) for split, folder in SPLITS.items()}
     table = []
     for name in [GREY_BASELINE, *rows]:
         entry = {"row": name, "description": rows[name][1] if name in rows else "grey (no colour)"}

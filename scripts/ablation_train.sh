@@ -15,6 +15,7 @@ parallel=${PARALLEL:-2} crop=${CROP:-128} batch=${BATCH:-16} threads=${THREADS:-
 val_every=${VAL_EVERY:-100} steps=${STEPS:-0}
 declare -A ROWS=(
   [recipe]=""
+  [frozen]="--encoder frozen"
   [finetune]="--encoder finetune --bn-stats updated"
   [finetune-bn-frozen]="--encoder finetune --bn-stats frozen"
   [finetune-bn-frozen-slow]="--encoder finetune --bn-stats frozen --encoder-lr-scale 0.1"
@@ -29,7 +30,7 @@ declare -A ROWS=(
   [seed-ae]="--model seed-ae"
 )
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(recipe finetune partial regression no-rebalance no-cutouts)
+[ ${#rows[@]} -gt 0 ] || rows=(recipe frozen finetune-bn-frozen partial-weak-rebalance regression no-cutouts)
 mkdir -p "$out"
 run_row() {
   local row=$1

@@ -3,6 +3,7 @@ no curl example), and its quick start keeps using ColorIt apart from developing 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -15,6 +16,15 @@ from test_server import running_server
 from colorit.server.app import create_app
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module (the scripts folder is no package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def code_blocks(language: str) -> list[str]:
@@ -69,15 +79,17 @@ def test_the_curl_examples_run_as_written(tmp_path):
 def test_the_screenshots_are_the_ones_their_script_makes():
     """README's web screenshots come from scripts/make_web_screenshots.py (issue 21: a stale one was
     committed by hand): the README names the script, and each picture has the size of its view."""
-    import importlib.util
-
-    path = REPO / "scripts" / "make_web_screenshots.py"
-    spec = importlib.util.spec_from_file_location("make_web_screenshots", path)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("make_web_screenshots")
     assert "python\nscripts/make_web_screenshots.py" in README or "python scripts/make_web_screenshots.py" in README
     for filename, viewport, scale in script.VIEWS.values():
         assert f"docs/{filename}" in README
         with Image.open(REPO / "docs" / filename) as screenshot:
             assert screenshot.width == viewport["width"] * scale
+
+
+def test_the_quality_tables_are_those_of_the_results_files():
+    """The colour-quality, hint and training-data tables are what scripts/readme_tables.py writes from
+    benchmarks/results and the default model's card: no number in them typed by hand."""
+    script = load_script("readme_tables")
+    assert set(re.findall(r"<!-- table: ([\w-]+) -->", README)) == set(script.TABLES)
+    assert script.rewritten(README) == README

@@ -79,20 +79,26 @@ def training_images_per_second(name: str, size: int, batch: int, steps: int, enc
 INFERENCE_SIZES = {"256": (256, 256), "512": (512, 512), "384x288": (288, 384)}
 
 
-def inference_ms(path: Path, height: int, width: int, runs: int = 7) -> float:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = cpu_count()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    channels = session.get_inputs()[0].shape[1]
-    x = np.zeros((1, channels, height, width), np.float32)
-    x[0, 0] = np.linspace(-1, 1, height * width, dtype=np.float32).reshape(height, width)
-    session.run(None, {"input": x})
-    timings = []
+def inference_ms(paths: dict[str, Path], height: int, width: int, runs: int = 15) -> dict[str, float]:
+    """Median ONNX Runtime time of each model at one size, the models' runs interleaved so that the
+    machine's noise falls on all of them alike (sessions set up as colorit's own: no spinning threads)."""
+    inputs = {}
+    for name, path in paths.items():
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = cpu_count()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        x = np.zeros((1, session.get_inputs()[0].shape[1], height, width), np.float32)
+        x[0, 0] = np.linspace(-1, 1, height * width, dtype=np.float32).reshape(height, width)
+        session.run(None, {"input": x})  # warm-up
+        inputs[name] = (session, x)
+    timings: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(runs):
-        started = time.perf_counter()
-        session.run(None, {"input": x})
-        timings.append(time.perf_counter() - started)
-    return 1000 * statistics.median(timings)
+        for name, (session, x) in inputs.items():
+            started = time.perf_counter()
+            session.run(None, {"input": x})
+            timings[name].append(time.perf_counter() - started)
+    return {name: round(1000 * statistics.median(values), 1) for name, values in timings.items()}
 
 
 def main() -> None:
@@ -106,6 +112,11 @@ def main() -> None:
         "onnxruntime": ort.__version__,
         "models": {},
     }
+    # Inference first: PyTorch's worker threads stay busy for a while after training steps.
+    paths = {name: MODELS_DIR / f"{name}.onnx" for name in ("default", "seed-ae")}
+    if args.previous:
+        paths["previous"] = args.previous
+    inference = {label: inference_ms(paths, height, width) for label, (height, width) in INFERENCE_SIZES.items()}
     for name in ("default", "seed-ae"):
         row = {}
         for size, batch, steps in ((128, 16, 4), (256, 8, 3)):
@@ -115,17 +126,13 @@ def main() -> None:
                 row[f"train_img_per_s_128_encoder_{encoder}"] = round(
                     training_images_per_second(name, 128, 16, 4, encoder), 2
                 )
-        for label, (height, width) in INFERENCE_SIZES.items():
-            row[f"onnx_ms_{label}"] = round(inference_ms(MODELS_DIR / f"{name}.onnx", height, width), 1)
+        row |= {f"onnx_ms_{label}": times[name] for label, times in inference.items()}
         results["models"][name] = row
         print(name, row, flush=True)
     if args.previous:
         results["previous"] = {
             "file": str(args.previous),
-            **{
-                f"onnx_ms_{label}": round(inference_ms(args.previous, height, width), 1)
-                for label, (height, width) in INFERENCE_SIZES.items()
-            },
+            **{f"onnx_ms_{label}": times["previous"] for label, times in inference.items()},
         }
         print("previous", results["previous"], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

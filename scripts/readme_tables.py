@@ -20,12 +20,14 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 RESULTS = REPO / "benchmarks" / "results"
 
+# The default before the photo library, evaluated beside the bundled models under its card's name.
+PREVIOUS_DEFAULT = "default-2026-11"
 # Rows other than the bundled models, by the name `colorit evaluate` gave them (their card's name).
 ROW_LABELS = {
     "grey": "grey (no colour)",
     "default": "**default**",
     "seed-ae": "seed-ae",
-    "default-2026-11": "default before the photo library (commit a957912)",
+    PREVIOUS_DEFAULT: "default before the photo library (commit a957912)",
 }
 # column: (heading, format, which value is best: max, min, or closest to 1)
 COLUMNS = {
@@ -107,16 +109,139 @@ def hint_table() -> str:
     return "\n".join([header, "|---" * (len(counts or []) + 1) + "|", *lines])
 
 
+def is_better(key: str, value: float, other: float) -> bool:
+    """Whether value is at least as good as other on column key (colourfulness: nearer the truth's)."""
+    rule = COLUMNS[key][2]
+    if rule == "max":
+        return value >= other
+    if rule == "min":
+        return value <= other
+    return abs(value - 1) <= abs(other - 1)
+
+
+def hint_gain(results_file: str, hints: int) -> float:
+    """PSNR the default gains on photo-val with that many simulated hints, against none."""
+    psnr = {row["hints"]: row["psnr"] for row in load(results_file)["hint_curve"] if row["model"] == "default"}
+    return psnr[hints] - psnr[0]
+
+
+def targets_table() -> str:
+    """The targets set for the retrained default (issue 19), what was measured and whether it is met."""
+    photo = {row["model"]: row for row in load("eval_photo_val.json")["table"]}
+    package = {row["model"]: row for row in load("eval_package_photo_val.json")["table"]}
+    grey, default = photo["grey"], photo["default"]
+    lines = ["| target (photo-val unless said) | measured | met |", "|---|---|---|"]
+
+    def add(target: str, measured: str, met: bool) -> None:
+        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+
+    add("PSNR >= grey + 1.0 dB", f"{default['psnr'] - grey['psnr']:+.2f} dB", default["psnr"] >= grey["psnr"] + 1)
+    add(
+        "CIEDE2000 <= grey - 1.0",
+        f"{default['ciede2000'] - grey['ciede2000']:+.2f}",
+        default["ciede2000"] <= grey["ciede2000"] - 1,
+    )
+    add("AuC >= grey + 2", f"{default['auc'] - grey['auc']:+.2f}", default["auc"] >= grey["auc"] + 2)
+    add("hue-family recall >= 55 %", f"{default['hue_recall']:.1f} %", default["hue_recall"] >= 55)
+    ratio = default["colourfulness_ratio"]
+    add("colourfulness 0.7 to 1.1 x the truth's", f"{ratio:.2f} x", 0.7 <= ratio <= 1.1)
+    compared = ("psnr", "ciede2000", "auc", "hue_recall", "colourfulness_ratio")
+    behind = [COLUMNS[key][0] for key in compared if not is_better(key, default[key], photo["seed-ae"][key])]
+    add("better than seed-ae on each of those", "behind on " + ", ".join(behind) if behind else "on all", not behind)
+    for results_file, how, target in (
+        ("hints_photo_val.json", "with propagation", 4.5),
+        ("hints_photo_val_network_only.json", "network alone", 2.5),
+    ):
+        gain = hint_gain(results_file, 10)
+        add(f"10 simulated hints, {how}: >= +{target} dB", f"{gain:+.2f} dB", gain >= target)
+    worse = [
+        heading
+        for key, (heading, _, rule) in COLUMNS.items()
+        if rule and not is_better(key, package["default"][key], package[PREVIOUS_DEFAULT][key])
+    ]
+    add(
+        "package photo-val: no metric worse than the previous default's",
+        "worse on " + ", ".join(worse) if worse else "none worse",
+        not worse,
+    )
+    quiet = load("grey_subjects.json")
+    loud = {name: value for name, value in quiet["colourfulness"]["default"].items() if value > quiet["target"]}
+    add(
+        f"scikit-image's grey subjects: colourfulness <= {quiet['target']:g} each",
+        "over on " + ", ".join(f"{name} {value:.1f}" for name, value in loud.items()) if loud else "all within",
+        not loud,
+    )
+    speed = load("models.json")
+    now, before = speed["models"]["default"]["onnx_ms_384x288"], speed["previous"]["onnx_ms_384x288"]
+    add("network time at 1 MP's working size not above the previous", f"{now} ms (previous {before} ms)", now <= before)
+    return "\n".join(lines)
+
+
+def speed_table() -> str:
+    """The bundled models' speed on this machine, from benchmarks/bench_pipeline.py (pipeline.json) and
+    benchmarks/bench_models.py (models.json)."""
+    pipeline, networks = load("pipeline.json"), load("models.json")
+    names = list(pipeline["models"])
+    targets = pipeline["targets"]
+    previous = networks["previous"]["onnx_ms_384x288"]
+
+    def row(label: str, cell: Callable[[str], str], target: str = "") -> str:
+        return f"| {label} | " + " | ".join(cell(name) for name in names) + f" | {target} |"
+
+    def default_then(name: str, text: str) -> str:
+        return f"{text} (the default before: {previous} ms in the same run)" if name == "default" else text
+
+    lines = [
+        "| | " + " | ".join(names) + " | target |",
+        "|---" * (len(names) + 2) + "|",
+        row(
+            "1-megapixel photo, decode + colorize + encode PNG (median)",
+            lambda name: f"{pipeline['models'][name]['one_mp_png_ms']['median']:.0f} ms",
+            f"<= {targets['one_mp_png_ms']} ms (default)",
+        ),
+        row(
+            "24-megapixel JPEG to JPEG",
+            lambda name: "{seconds:.2f} s, {peak_rss_mb:.0f} MB peak".format(
+                **pipeline["models"][name]["big_jpeg_24mp"]
+            ),
+            f"<= {targets['big_jpeg_s']:g} s, < {targets['big_jpeg_peak_mb'] / 1024:g} GB",
+        ),
+        row(
+            "folder of 100 one-megapixel JPEGs, `--workers 2`",
+            lambda name: f"{pipeline['models'][name]['folder_100_workers_2_images_per_s']:.1f} images/s",
+            f">= {targets['folder_images_per_s']} images/s",
+        ),
+        row(
+            "network alone (ONNX Runtime, 256 / 512 px)",
+            lambda name: "{onnx_ms_256} / {onnx_ms_512} ms".format(**networks["models"][name]),
+        ),
+        row(
+            "network alone at the working size of a 1-megapixel photo (384 x 288)",
+            lambda name: default_then(name, f"{networks['models'][name]['onnx_ms_384x288']} ms"),
+            "not above the default before",
+        ),
+        row(
+            "training throughput (`colorit train`'s default recipe; 128 / 256 px crops)",
+            lambda name: "{train_img_per_s_128} / {train_img_per_s_256} images/s".format(**networks["models"][name]),
+        ),
+    ]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "photo-val": lambda: quality_table("eval_photo_val.json", "photo-val"),
     "package-photo-val": lambda: quality_table("eval_package_photo_val.json", "package photo-val"),
     "val": lambda: quality_table("eval_val.json", "val"),
     "hints": hint_table,
+    "targets": targets_table,
+    "speed": speed_table,
     "training-sources": training_sources_table,
-    # benchmarks/ablation.py writes its table as markdown itself.
+    # benchmarks/ablation.py and bench_video.py write their tables as markdown themselves.
     "ablation-v3": lambda: (RESULTS / "ablation_v3.md").read_text().strip(),
+    "films": lambda: (RESULTS / "video.md").read_text().split("\n", 1)[1].strip(),  # without its heading
 }
-MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(\n<!-- /table -->)", re.S)
+# The body may be empty (a table not yet written): it ends at the first closing marker either way.
+MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
 def rewritten(readme: str) -> str:
@@ -126,7 +251,7 @@ def rewritten(readme: str) -> str:
         name = match.group("name")
         if name not in TABLES:
             raise SystemExit(f"readme_tables: README.md names a table {name!r}; known: {', '.join(TABLES)}")
-        return match.group(1) + TABLES[name]() + match.group(4)
+        return match.group(1) + TABLES[name]() + "\n" + match.group(4)
 
     return MARKED.sub(fresh, readme)
 

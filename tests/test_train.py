@@ -29,6 +29,7 @@ from colorit.train.losses import (  # noqa: E402
 from colorit.train.model_default import ColorUNet, HintAttention, load_pretrained_lite0, pooled_hints  # noqa: E402
 from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
 from colorit.train.train import (  # noqa: E402
+    PARTIAL_FROZEN_BLOCKS,
     Objective,
     TrainConfig,
     frozen_parameter_names,
@@ -471,7 +472,9 @@ def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unp
     for name, extra in (("packed", []), ("best-only", ["--best-only", "recipe"])):
         subprocess.run([*script, "pack", str(tmp_path / "runs"), str(tmp_path / name), *extra], check=True, env=env)
     packed = torch.load(tmp_path / "packed" / "recipe.pt", weights_only=True)
-    assert not any(key.startswith(("net.blocks.", "net.stem_bn.")) for key in packed["best"]["changed"])
+    frozen = ("net.stem.", "net.stem_bn.", *(f"net.blocks.{i}." for i in range(PARTIAL_FROZEN_BLOCKS)))
+    assert not any(key.startswith(frozen) for key in packed["best"]["changed"])
+    assert any(key.startswith("net.blocks.") for key in packed["best"]["changed"])  # the trained later blocks
     assert {value.dtype for value in packed["best"]["changed"].values() if value.is_floating_point()} == {torch.float16}
     assert "optimizer" not in packed["best"]
     assert (tmp_path / "packed" / "recipe.pt").stat().st_size < (

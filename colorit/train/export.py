@@ -22,10 +22,11 @@ from colorit.train.model_seed_ae import SeedAutoencoder
 from colorit.train.photo_library import library_provenance
 
 ARCHITECTURES = {
-    "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder (decoder 128/64/64), "
-    "input L + ab hint map + hint mask, 261-bin ab classification at 1/4 resolution with class "
-    "rebalancing, annealed-mean decoding, per-pixel confidence (1 - the distribution's spread around "
-    "its mean over the uniform distribution's)",
+    "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder, which sees L alone (decoder "
+    "128/64/64); the ab hint map and mask reach the decoder through a hint attention at 1/16 (queries and "
+    "keys from the decoder's features, a learnt distance penalty, a no-hint slot) and pooled at 1/8 and "
+    "1/4; 261-bin ab classification at 1/4 resolution with class rebalancing, annealed-mean decoding, "
+    "per-pixel confidence (1 - the distribution's spread around its mean over the uniform distribution's)",
     "seed-ae": "ColorIt's original autoencoder: 8 conv encoder (64s2,128,128s2,256,256s2,512,512,256), "
     "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
 }

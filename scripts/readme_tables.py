@@ -68,6 +68,16 @@ def training_sources_table() -> str:
     return "\n".join(lines)
 
 
+def is_better(key: str, value: float, other: float) -> bool:
+    """Whether value is at least as good as other on column key (colourfulness: nearer the truth's)."""
+    rule = COLUMNS[key][2]
+    if rule == "max":
+        return value >= other
+    if rule == "min":
+        return value <= other
+    return abs(value - 1) <= abs(other - 1)
+
+
 def quality_table(results_file: str, title: str) -> str:
     """One row per evaluated model (grey first, then the bundled models, then the others), the best value
     of each column in bold."""
@@ -77,12 +87,8 @@ def quality_table(results_file: str, title: str) -> str:
     best = {}
     for key, (_, _, rule) in COLUMNS.items():
         values = [row[key] for row in rows]
-        if rule == "max":
-            best[key] = max(values)
-        elif rule == "min":
-            best[key] = min(values)
-        elif rule == "one":
-            best[key] = min(values, key=lambda value: abs(value - 1))
+        if rule:
+            best[key] = next(value for value in values if all(is_better(key, value, other) for other in values))
     title = f"{title} ({report['images']} photos)"
     lines = [f"| {title} | " + " | ".join(heading for heading, _, _ in COLUMNS.values()) + " |"]
     lines.append("|---" * (len(COLUMNS) + 1) + "|")
@@ -107,16 +113,6 @@ def hint_table() -> str:
         lines.append(f"| {label} | " + " | ".join(pattern.format(row[key]) for row in curve) + " |")
     header = "| simulated hints per image (photo-val) | " + " | ".join(str(count) for count in counts or []) + " |"
     return "\n".join([header, "|---" * (len(counts or []) + 1) + "|", *lines])
-
-
-def is_better(key: str, value: float, other: float) -> bool:
-    """Whether value is at least as good as other on column key (colourfulness: nearer the truth's)."""
-    rule = COLUMNS[key][2]
-    if rule == "max":
-        return value >= other
-    if rule == "min":
-        return value <= other
-    return abs(value - 1) <= abs(other - 1)
 
 
 def hint_gain(results_file: str, hints: int) -> float:

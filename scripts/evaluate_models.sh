@@ -37,5 +37,11 @@ first=$!
     --json "$results/hints_photo_val.json"
 )
 wait "$first"
+# Nothing derived from the photo library is committed: its results keep the tables and curves, not the
+# per-photo rows (which name every validation photo).
+for report in eval_photo_val hints_photo_val hints_photo_val_network_only; do
+  "$python" -c 'import json, sys; path = sys.argv[1]; report = json.load(open(path)); report.pop("per_image")
+open(path, "w").write(json.dumps(report, indent=2) + "\n")' "$results/$report.json"
+done
 "$python" benchmarks/plot_hint_curve.py "$results/hints_photo_val.json" \
   --network-only "$results/hints_photo_val_network_only.json"

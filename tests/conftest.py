@@ -116,3 +116,23 @@ def provenance_in(image: Image.Image) -> dict[str, str]:
             if key.startswith(namespace):
                 found[prefix + key[len(namespace) :]] = value
     return found
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The app in FastAPI's test client (two workers, a queue of four), one for each test module."""
+    from fastapi.testclient import TestClient
+
+    from colorit.server.app import create_app
+
+    with TestClient(create_app(workers=2, queue_size=4), base_url="http://localhost") as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def grey_png() -> bytes:
+    """The astronaut made grey, as PNG bytes to upload."""
+    from server_helpers import grey_photo
+    from skimage import data
+
+    return grey_photo(data.astronaut(), "PNG")

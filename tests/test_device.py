@@ -12,6 +12,7 @@ import pytest
 from conftest import grey_of, photo_rgb, run_colorit
 from fastapi.testclient import TestClient
 from PIL import Image
+from video_clips import greyed, pan_frames, read_frames, write_film
 
 import colorit
 from colorit.errors import ColoritWarning
@@ -50,7 +51,7 @@ def test_cuda_without_the_gpu_runtime_falls_back_to_the_cpu_in_one_line(photos, 
 
 
 @cpu_only
-def test_python_and_the_server_take_a_device():
+def test_python_films_and_the_server_take_a_device(tmp_path):
     with pytest.warns(ColoritWarning, match="no CUDA provider"):
         session = colorit.load_model("default", device="cuda")
     assert session.device == "cpu"
@@ -59,8 +60,20 @@ def test_python_and_the_server_take_a_device():
         assert colorit.load_model("default", device="cpu") is session
         grey = grey_of(photo_rgb("coffee", 48))
         assert colorit.colorize(grey, device="auto").shape == (*grey.shape, 3)
+    frames = greyed(pan_frames("chelsea", 3, (64, 48)))
+    film = write_film(tmp_path / "film.mkv", frames, codec="ffv1", pixel_format="bgr0", audio=None)
     with pytest.raises(ValueError, match="auto, cpu, cuda"):
         colorit.colorize(grey, device="gpu")
+    with pytest.raises(ValueError, match="auto, cpu, cuda"):
+        colorit.colorize_video(film, tmp_path / "refused.mkv", device="gpu")
+    assert not (tmp_path / "refused.mkv").exists()
+    with pytest.warns(ColoritWarning, match="no CUDA provider"):
+        cuda_film = colorit.colorize_video(film, tmp_path / "cuda.mkv", device="cuda")
+    cpu_film = colorit.colorize_video(film, tmp_path / "cpu.mkv", device="cpu")
+    assert read_frames(cuda_film.path)[0].shape == (48, 64, 3)
+    assert [frame.tobytes() for frame in read_frames(cuda_film.path)] == [
+        frame.tobytes() for frame in read_frames(cpu_film.path)
+    ]  # the fallback is the CPU session itself
     with pytest.warns(ColoritWarning, match="no CUDA provider"), TestClient(create_app(device="cuda")) as client:
         assert client.get("/healthz", headers={"Host": "localhost"}).json()["device"] == "cpu"
     assert "--device" in run_colorit("serve", "--help").stdout

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from conftest import REPO, grey_of, photo_rgb, provenance_in
 from PIL import Image
-from test_server import running_server
+from server_helpers import running_server
 
 from colorit.server.app import create_app
 

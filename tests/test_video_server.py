@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server import assert_error, running_server
+from server_helpers import assert_error, running_server
 from video_clips import audio_packets, greyed, pan_frames, video_stream_facts, write_film
 
 from colorit.server.app import create_app

@@ -138,6 +138,7 @@ def colorize_video(
     format: str | None = None,
     overwrite: bool = False,
     threads: int | None = None,
+    device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
     progress_bar: bool = False,
@@ -153,6 +154,7 @@ def colorize_video(
     coherent: carry colour along the motion from frame to frame (False: every frame on its own, as
     photos are); network_every: in coherent mode, run the network on every n-th frame of a shot only.
     format: a key of colorit.video.formats.VIDEO_FORMATS (default: from dst's suffix).
+    device: where the network runs, as for colorit.colorize; ignored when model is a session.
     progress(frames done, frames expected or None) is called from a worker thread after each frame
     (it may raise to cancel); progress_bar shows a tqdm bar (frames/s, ETA) on stderr. provenance:
     say in the film's comment tag that its colours are ColorIt's (colorit.provenance), as photos
@@ -166,7 +168,7 @@ def colorize_video(
         raise ValueError(f"network_every must be at least 1, got {network_every}")
     dst = Path(dst)
     fmt = video_format(format or format_of_path(dst))
-    session = model if isinstance(model, ModelSession) else load_model(model, threads=threads)
+    session = model if isinstance(model, ModelSession) else load_model(model, threads=threads, device=device)
     side = film_work_side(render_size, session)
     references = describe_all(reference, load_features(session.threads), side) if reference is not None else None
     name = name or os.fspath(src)

@@ -173,6 +173,38 @@ def targets_table() -> str:
     return "\n".join(lines)
 
 
+def reference_table() -> str:
+    """What reference photos add to the default, from benchmarks/bench_reference.py (reference.json): the
+    photo-val metrics with none, another crop of the same photo, the best matches of a pool and two
+    unrelated photos; then its targets and the cost of one reference on a 1-megapixel photo."""
+    report = load("reference.json")
+    tables = report["tables"]
+    keys = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall")
+    with_reference = f"{report['model']} + reference"
+    rows = [("no reference", next(row for row in tables["self"] if row["model"] == report["model"]))]
+    rows.append(("another crop of the same photo (`--reference self`)", tables["self"]))
+    rows.append((f"best matches among `{report['pool']}` (`--reference DIR`)", tables["pool"]))
+    rows += [(f"an unrelated photo: scikit-image's {name}", found) for name, found in tables["unrelated"].items()]
+    lines = [
+        f"| `{report['data']}`, model {report['model']} | " + " | ".join(COLUMNS[key][0] for key in keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    for label, found in rows:
+        row = found if isinstance(found, dict) else next(row for row in found if row["model"] == with_reference)
+        lines.append(f"| {label} | " + " | ".join(COLUMNS[key][1].format(row[key]) for key in keys) + " |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for check in report["targets"]:
+        lines.append(f"| {check['target']} | {check['measured']:.2f} | {'yes' if check['met'] else '**no**'} |")
+    speed = report["one_megapixel"]
+    lines += [
+        "",
+        f"A 1-megapixel photo with one 1-megapixel reference: {speed['reference_ms']:.0f} ms end to end against "
+        f"{speed['automatic_ms']:.0f} ms without (x{speed['ratio']:.2f}; medians of {speed['runs']} runs, "
+        f"{report['machine']}).",
+    ]
+    return "\n".join(lines)
+
+
 def speed_table() -> str:
     """The bundled models' speed on this machine, from benchmarks/bench_pipeline.py (pipeline.json) and
     benchmarks/bench_models.py (models.json)."""
@@ -232,9 +264,11 @@ TABLES: dict[str, Callable[[], str]] = {
     "targets": targets_table,
     "speed": speed_table,
     "training-sources": training_sources_table,
-    # benchmarks/ablation.py and bench_video.py write their tables as markdown themselves.
+    "reference": reference_table,
+    # benchmarks/ablation.py, bench_video.py and decoding_sweep.py write their tables as markdown themselves.
     "ablation-v3": lambda: (RESULTS / "ablation_v3.md").read_text().strip(),
     "films": lambda: (RESULTS / "video.md").read_text().split("\n", 1)[1].strip(),  # without its heading
+    "warm-restart": lambda: (RESULTS / "decoding_sweep_warm_restart.md").read_text().strip(),
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.
 MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)

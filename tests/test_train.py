@@ -195,6 +195,9 @@ def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     snapshot = torch.load(snapshots[-1], weights_only=True)
     assert "optimizer" not in snapshot and snapshot["step"] == 4
     assert snapshot["objective"].keys() == state["objective"].keys()
+    # An earlier step's weights, exported, still tell the whole run's budget and length (from last.pt).
+    training = export(snapshots[0], "early", tmp_path / "models", photo_folder / "val" / "rocket.jpg")["training"]
+    assert training["steps"] == 2 and training["run"]["steps"] == 4 and training["budget"]["steps"] == 4
 
 
 def test_validation_measures_grey_as_grey_and_the_truth_as_perfect(photo_folder):

@@ -20,6 +20,7 @@ from colorit.train.losses import ab_bins
 from colorit.train.model_default import ColorUNet
 from colorit.train.model_seed_ae import SeedAutoencoder
 from colorit.train.photo_library import library_provenance
+from colorit.train.train import SNAPSHOTS
 
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder, which sees L alone (decoder "
@@ -166,9 +167,25 @@ RECIPE_KEYS = (
 )
 
 
+def run_extent(checkpoint: Path, state: dict) -> dict:
+    """The budget of the checkpoint's whole run and how far it went, from the last.pt beside it when there is
+    one: a run resumed with a longer --minutes after best.pt was saved ran under the later budget, not
+    the one best.pt recorded. A snapshot (RUN/snapshots/step-N.pt) finds its run's last.pt a folder up."""
+    run_folder = checkpoint.parent.parent if checkpoint.parent.name == SNAPSHOTS else checkpoint.parent
+    last = run_folder / "last.pt"
+    if last.exists() and not last.samefile(checkpoint):
+        state = torch.load(last, map_location="cpu", weights_only=True)
+    cfg = state["config"]
+    return {
+        "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
+        "run": {"steps": state["step"], "minutes": round(state["elapsed"] / 60, 2)},
+    }
+
+
 def write_card(
     net: torch.nn.Module,
     state: dict,
+    run: dict,
     name: str,
     path: Path,
     max_diff: float,
@@ -176,7 +193,8 @@ def write_card(
     unsure_grey_strength: float | None = None,
     data_dir: Path | None = None,
 ) -> dict:
-    """data_dir: the training data to describe (default: the folder the checkpoint was trained on)."""
+    """run: run_extent's account of the whole run. data_dir: the training data to describe (default: the
+    folder the checkpoint was trained on)."""
     cfg = state["config"]
     data_dir = data_dir or Path(cfg["data"])
     card = {
@@ -199,7 +217,7 @@ def write_card(
             "batch_per_process": cfg["batch"],
             "processes": state.get("world_size", 1),
             "recipe": {key: cfg[key] for key in RECIPE_KEYS if key in cfg},
-            "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
+            **run,  # budget and run: the whole run's
             "steps": state["step"],
             "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
             "hardware": state.get("hardware", "unknown"),
@@ -233,4 +251,6 @@ def export(
     if max_diff > PARITY_TOLERANCE:
         onnx_path.unlink()
         raise ValueError(f"{onnx_path}: ONNX output differs from PyTorch by {max_diff:.2e} > {PARITY_TOLERANCE}")
-    return write_card(net, state, name, out_dir / f"{name}.json", max_diff, render_size, unsure_grey_strength, data_dir)
+    card_path = out_dir / f"{name}.json"
+    run = run_extent(checkpoint, state)
+    return write_card(net, state, run, name, card_path, max_diff, render_size, unsure_grey_strength, data_dir)

@@ -256,6 +256,36 @@ def speed_table() -> str:
     return "\n".join(lines)
 
 
+def web_load_table() -> str:
+    """The web server under load, from benchmarks/load_test.py (load.json)."""
+    load_report = load("load.json")
+    mixed, slow = load_report["mixed"], load_report["single_request_beside_slow_clients"]
+    done, hint = load_report["latency_200"], load_report["hint_update"]
+    statuses, mixed_statuses = load_report["statuses"], mixed["statuses"]
+    megapixels = f"{load_report['upload']['pixels'] / 1e6:.0f} MP"
+    return "\n".join(
+        [
+            "| web server (default model) | measured | target |",
+            "|---|---|---|",
+            f"| web server, {load_report['requests']} requests from {load_report['clients']} clients ({megapixels}) "
+            f"| {statuses.get('200', 0)} done (median {done['median_s']:.2f} s, p95 {done['p95_s']:.2f} s), "
+            f"{statuses.get('503', 0)} told 503 at once; `/healthz` answered in ≤ "
+            f"{load_report['healthz_during_load']['max_s']:.3f} s; peak {load_report['server_rss_mb']['peak']:.0f} MB "
+            "| no failure but 503 |",
+            f"| web server, {mixed['clients']} clients x {mixed['requests_per_client']} mixed requests (colorize, "
+            f"hints, confidence, models, page, bad requests; {megapixels}; `--queue {mixed['server']['queue']}`) "
+            f"| {mixed_statuses.get('200', 0)} x 200, {mixed_statuses.get('400', 0)} x 400 as meant, "
+            f"{mixed['server_errors_5xx']} x 5xx; p95 {mixed['latency_all']['p95_s']:.2f} s "
+            f"(p50 {mixed['latency_all']['median_s']:.2f} s: one worker, the rest wait) | 0 x 5xx |",
+            f"| web server, one colorize beside {slow['slow_clients']} clients uploading at 1 byte/s "
+            f"({megapixels}) | {slow['statuses'].get('200', 0)} of {slow['count']} answered (200), max "
+            f"{slow['max_s']:.2f} s | 200 within {slow['target_s']:g} s |",
+            f"| web page update after a hint change ({megapixels}, {hint['hints']} hints, one user) "
+            f"| {hint['median_s']:.2f} s median | < 0.5 s |",
+        ]
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "photo-val": lambda: quality_table("eval_photo_val.json", "photo-val"),
     "package-photo-val": lambda: quality_table("eval_package_photo_val.json", "package photo-val"),
@@ -263,6 +293,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "hints": hint_table,
     "targets": targets_table,
     "speed": speed_table,
+    "web-load": web_load_table,
     "training-sources": training_sources_table,
     "reference": reference_table,
     # benchmarks/ablation.py, bench_video.py and decoding_sweep.py write their tables as markdown themselves.

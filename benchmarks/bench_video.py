@@ -20,9 +20,10 @@
 A third mode, coherent with the network on every second frame only (network_every=2, the frames
 between take the carried colour alone), shows what that trade buys in speed and costs in quality.
 
-Writes benchmarks/results/video.json and video.md; rerun after a new colorit/models/default.onnx. Timings depend on the machine's load: the load average at
-the start and end is recorded, and the report says when the machine was busy (a training run on the
-same two cores halves the frame rates). One command, about 10 minutes on two quiet cores:
+Writes benchmarks/results/video.json and video.md; rerun after a new colorit/models/default.onnx.
+Timings depend on the machine's load: the load average at the start and end is recorded, and the
+report says when the machine was busy (a training run on the same two cores halves the frame rates).
+One command, about 10 minutes on two quiet cores:
   python benchmarks/bench_video.py [--photos DIR] [--clips N] [--long-minutes M] [--skip-long]
 """
 
@@ -394,8 +395,8 @@ def markdown(report: dict) -> str:
         f"`{report['model']}`, working size {report['render_size']} px. Rerun after a new default model.",
         f"Load average {load['start']:.1f} at the start, {load['end']:.1f} at the end"
         + (
-            f": **the machine was busy** (more than {BUSY_LOAD_PER_CPU:g} per CPU at the start), so the frame rates are lower "
-            "than on a quiet one."
+            f": **the machine was busy** (more than {BUSY_LOAD_PER_CPU:g} per CPU at the start), so the frame "
+            "rates are lower than on a quiet one."
             if report["machine"]["busy"]
             else "."
         ),

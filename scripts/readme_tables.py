@@ -121,6 +121,11 @@ def hint_gain(results_file: str, hints: int) -> float:
     return psnr[hints] - psnr[0]
 
 
+def verdict(met: bool) -> str:
+    """A target table's "met" cell: a miss stands out."""
+    return "yes" if met else "**no**"
+
+
 def targets_table() -> str:
     """The targets set for the retrained default (issue 19), what was measured and whether it is met."""
     photo = {row["model"]: row for row in load("eval_photo_val.json")["table"]}
@@ -129,7 +134,7 @@ def targets_table() -> str:
     lines = ["| target (photo-val unless said) | measured | met |", "|---|---|---|"]
 
     def add(target: str, measured: str, met: bool) -> None:
-        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+        lines.append(f"| {target} | {measured} | {verdict(met)} |")
 
     add("PSNR >= grey + 1.0 dB", f"{default['psnr'] - grey['psnr']:+.2f} dB", default["psnr"] >= grey["psnr"] + 1)
     add(
@@ -180,21 +185,29 @@ def reference_table() -> str:
     report = load("reference.json")
     tables = report["tables"]
     keys = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall")
-    with_reference = f"{report['model']} + reference"
-    rows = [("no reference", next(row for row in tables["self"] if row["model"] == report["model"]))]
-    rows.append(("another crop of the same photo (`--reference self`)", tables["self"]))
-    rows.append((f"best matches among `{report['pool']}` (`--reference DIR`)", tables["pool"]))
-    rows += [(f"an unrelated photo: scikit-image's {name}", found) for name, found in tables["unrelated"].items()]
+
+    def model_row(rows: list[dict], model: str) -> dict:
+        return next(row for row in rows if row["model"] == model)
+
+    guided = f"{report['model']} + reference"
+    rows = {
+        "no reference": model_row(tables["self"], report["model"]),
+        "another crop of the same photo (`--reference self`)": model_row(tables["self"], guided),
+        f"best matches among `{report['pool']}` (`--reference DIR`)": model_row(tables["pool"], guided),
+        **{
+            f"an unrelated photo: scikit-image's {name}": model_row(found, guided)
+            for name, found in tables["unrelated"].items()
+        },
+    }
     lines = [
         f"| `{report['data']}`, model {report['model']} | " + " | ".join(COLUMNS[key][0] for key in keys) + " |",
         "|---" * (len(keys) + 1) + "|",
     ]
-    for label, found in rows:
-        row = found if isinstance(found, dict) else next(row for row in found if row["model"] == with_reference)
+    for label, row in rows.items():
         lines.append(f"| {label} | " + " | ".join(COLUMNS[key][1].format(row[key]) for key in keys) + " |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     for check in report["targets"]:
-        lines.append(f"| {check['target']} | {check['measured']:.2f} | {'yes' if check['met'] else '**no**'} |")
+        lines.append(f"| {check['target']} | {check['measured']:.2f} | {verdict(check['met'])} |")
     speed = report["one_megapixel"]
     lines += [
         "",

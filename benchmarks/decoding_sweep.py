@@ -1,20 +1,23 @@
 """Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
 advance (before the photo-library runs were evaluated): export each checkpoint at every annealed-mean
-temperature, give each export a card per grey-where-unsure strength, evaluate all of them on photo-val
-at the default working size, and keep the variant with the highest hue-family recall among those that
-clearly do no harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue
-19's targets); without one, the highest recall among those whose PSNR is at least grey's (the rule that
-picks checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR.
+temperature and hue-lobe softness (0: the annealed mean itself; see colorit/train/model_default.py), give
+each export a card per grey-where-unsure strength, evaluate all of them on photo-val at the default
+working size, and keep the variant with the highest hue-family recall among those that clearly do no
+harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's targets);
+without one, the highest recall among those whose PSNR is at least grey's (the rule that picks
+checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
-Needs the training extra (export). Results: benchmarks/results/decoding_sweep.json and .md; the
-chosen variant's files are in --models (NAME-T..-g...onnx/.json), ready to copy into colorit/models.
+Variants are named NAME-T<temperature>[-lobe<softness>]-g<strength>. Needs the training extra (export).
+Results: benchmarks/results/decoding_sweep.json and .md (--out); the chosen variant's files are in
+--models (NAME-T..-g...onnx/.json), ready to copy into colorit/models.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -28,18 +31,26 @@ from colorit.train.export import export
 RESULTS = Path(__file__).resolve().parent / "results"
 TEMPERATURES = (0.38, 0.6, 1.0)
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+LOBE_SOFTNESSES = (0.0,)
 METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
 
 
 def export_variants(
-    runs: dict[str, Path], models: Path, temperatures: Sequence[float], strengths: Sequence[float]
+    runs: dict[str, Path],
+    models: Path,
+    temperatures: Sequence[float],
+    strengths: Sequence[float],
+    lobe_softnesses: Sequence[float] = LOBE_SOFTNESSES,
 ) -> dict[str, Path]:
-    """variant name -> .onnx path: one ONNX export per (run, temperature); the strength lives in the card."""
+    """variant name -> .onnx path: one ONNX export per (run, temperature, lobe softness); the strength lives
+    in the card."""
     variants = {}
     for run, checkpoint in runs.items():
-        for temperature in temperatures:
-            base = f"{run}-T{temperature:g}"
-            export(checkpoint, base, models, temperature=temperature, unsure_grey_strength=0.0)
+        for temperature, softness in itertools.product(temperatures, lobe_softnesses):
+            base = f"{run}-T{temperature:g}" + (f"-lobe{softness:g}" if softness else "")
+            export(
+                checkpoint, base, models, temperature=temperature, unsure_grey_strength=0.0, hue_lobe_softness=softness
+            )
             card = json.loads((models / f"{base}.json").read_text())
             for strength in strengths:
                 name = f"{base}-g{strength:g}"
@@ -120,11 +131,12 @@ def main() -> None:
     # Fewer values make a sweep over hundreds of photos affordable on a 2-core machine.
     parser.add_argument("--temperatures", type=float, nargs="+", default=TEMPERATURES)
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
+    parser.add_argument("--lobe-softnesses", type=float, nargs="+", default=LOBE_SOFTNESSES)
     parser.add_argument("--workers", type=int, default=1, help="evaluating processes")
     parser.add_argument("--out", type=Path, default=RESULTS / "decoding_sweep.json")
     args = parser.parse_args()
     runs = {name: Path(path) for name, _, path in (run.partition("=") for run in args.runs)}
-    variants = export_variants(runs, args.models, args.temperatures, args.strengths)
+    variants = export_variants(runs, args.models, args.temperatures, args.strengths, args.lobe_softnesses)
     compared = [path for _, _, path in (entry.partition("=") for entry in args.compare)]
     models = [str(path) for path in variants.values()] + compared
     report = evaluate_sharded(args.data, models, args.workers)
@@ -140,6 +152,7 @@ def main() -> None:
         "chosen": chosen["model"],
         "temperatures": args.temperatures,
         "strengths": args.strengths,
+        "lobe_softnesses": args.lobe_softnesses,
         "rows": rows,
         "evaluation": {"data": str(args.data), "eval_size": report["eval_size"], "render_size": 384},
     }

@@ -184,21 +184,23 @@ def render_hints(hints, full_size: tuple[int, int], work_size: tuple[int, int]) 
     return channels
 
 
-# Hint propagation. The network takes hints as input but, trained for minutes rather than days, it
-# follows them only weakly; so each hint also pulls the predicted chroma towards its colour with a
-# joint-bilateral weight: near the point, at a similar luminance and where the network predicted a
-# similar colour (the same object, as likely as not), fading to nothing elsewhere. At the point
-# itself the colour is the hint's. The luminance and colour sigmas were tuned on 15 validation
-# images with 10 simulated hints (PSNR); the spatial sigma and FULL_PULL_WEIGHT were then chosen by
-# benchmarks/hint_propagation_sweep.py (10 hints on val, among settings where a hint stays local).
-SPREAD_FRACTION = 0.2  # spatial sigma, a fraction of the working image's longer side
+# Hint propagation. The network takes hints as input and carries them through its hint attention,
+# but it stops short of the hint's colour around the point; so each hint also pulls the predicted chroma
+# towards its colour with a joint-bilateral weight: near the point, at a similar luminance and where the
+# network predicted a similar colour (the same object, as likely as not), fading to nothing elsewhere.
+# At the point itself the colour is the hint's. The luminance sigma was tuned on 15 validation images
+# with 10 simulated hints (PSNR); the spatial and predicted-colour sigmas and FULL_PULL_WEIGHT were then
+# chosen by benchmarks/hint_propagation_sweep.py (10 hints on the photo library's photo-val, among the
+# settings where the propagation keeps a hint local). They matter little: the sweep's settings span
+# 0.3 dB, the network's own response to hints 3.5.
+SPREAD_FRACTION = 0.3  # spatial sigma, a fraction of the working image's longer side
 LUMINANCE_SIGMA = 20.0  # L units
 PREDICTED_AB_SIGMA = 10.0  # ab units
 # A pixel takes the whole (weighted mean) pull of the hints that reach it once their summed weight
 # reaches FULL_PULL_WEIGHT, and a share in proportion below it, so that pixels no hint reaches keep
 # the network's colour. At 1 the rest of a hinted object kept much of its wrong colour (a weight of
 # 0.3 moved it 30 % of the way).
-FULL_PULL_WEIGHT = 0.1
+FULL_PULL_WEIGHT = 0.3
 
 
 def propagate_hints(

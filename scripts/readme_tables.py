@@ -309,10 +309,13 @@ TABLES: dict[str, Callable[[], str]] = {
     "web-load": web_load_table,
     "training-sources": training_sources_table,
     "reference": reference_table,
-    # benchmarks/ablation.py, bench_video.py and decoding_sweep.py write their tables as markdown themselves.
+    # benchmarks/ablation.py, bench_video.py, decoding_sweep.py and hint_propagation_sweep.py write their tables
+    # as markdown themselves.
     "ablation-v3": lambda: (RESULTS / "ablation_v3.md").read_text().strip(),
     "films": lambda: (RESULTS / "video.md").read_text().split("\n", 1)[1].strip(),  # without its heading
     "warm-restart": lambda: (RESULTS / "decoding_sweep_warm_restart.md").read_text().strip(),
+    "decoding-lobe": lambda: (RESULTS / "decoding_sweep_lobe.md").read_text().strip(),
+    "hint-propagation": lambda: (RESULTS / "hint_propagation_sweep.md").read_text().strip(),
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.
 MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from skimage import color as skcolor  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
 from colorit.train import data as train_data  # noqa: E402
-from colorit.train.export import NormalisedOutput, export, load_network  # noqa: E402
+from colorit.train.export import NormalisedOutput, export, load_network, network_input  # noqa: E402
 from colorit.train.losses import (  # noqa: E402
     ab_bins,
     classification_loss,
@@ -447,6 +448,46 @@ def test_confidence_is_high_for_one_colour_and_zero_for_all():
     assert uniform.abs().max() < 1e-5
     assert peaked.min() > 0.99
     assert torn.max() < 0.2
+
+
+def nearest_bin(bins: torch.Tensor, a: float, b: float) -> int:
+    return int((bins - torch.tensor([a, b])).norm(dim=1).argmin())
+
+
+def test_hue_lobe_decoding_keeps_the_heavier_colour_where_the_mean_is_an_in_between():
+    """A sky torn 60/40 between blue and orange: its annealed mean is a dull in-between; the dominant
+    lobe's mean is the blue, and where the two weigh the same the soft choice stays in between (no jump)."""
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
+    blue, orange = nearest_bin(net.ab_bins, -10, -50), nearest_bin(net.ab_bins, 30, 60)
+
+    def decoded(blue_share: float, softness: float) -> np.ndarray:
+        net.hue_lobe_softness = softness
+        logits = torch.full((1, len(net.ab_bins), 2, 2), -1e4)
+        logits[:, blue], logits[:, orange] = math.log(blue_share), math.log(1 - blue_share)
+        with torch.no_grad():
+            ab, _ = net.decode(logits, temperature=1.0)
+        return ab[0, :, 0, 0].numpy()
+
+    mean, lobe = decoded(0.6, 0.0), decoded(0.6, 0.02)
+    blue_ab = net.ab_bins[blue].numpy()
+    assert np.hypot(*mean) < 0.5 * np.hypot(*blue_ab)  # the in-between: much greyer than either colour
+    assert np.abs(lobe - blue_ab).max() < 2.0  # the blue itself
+    assert np.abs(decoded(0.4, 0.02) - net.ab_bins[orange].numpy()).max() < 2.0  # the orange wins at 40/60
+    assert np.abs(decoded(0.5, 0.02) - decoded(0.5, 0.0)).max() < 2.0  # an even split: the mean, no jump
+
+
+def test_hue_lobe_decoding_exports_to_onnx_and_its_card(photo_folder, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    checkpoint = train(tiny_config(photo_folder, tmp_path / "run", "default", steps=2))
+    card = export(checkpoint, "lobe", tmp_path / "models", temperature=0.6, hue_lobe_softness=0.05)
+    assert card["hue_lobe_softness"] == 0.05 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()
+    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "lobe.onnx"), providers=["CPUExecutionProvider"])
+    lobe_ab, _ = session.run(["ab", "confidence"], {"input": x})
+    net, _ = load_network(checkpoint, temperature=0.6)
+    with torch.no_grad():
+        mean_ab = NormalisedOutput(net)(torch.from_numpy(x))[0].numpy()
+    assert np.abs(lobe_ab - mean_ab).max() > 1e-3  # the lobe decoding is in the graph, not the annealed mean
 
 
 def test_checkpoint_selection_rule_rewards_right_hue_without_harm():

@@ -29,6 +29,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="real photo for the PyTorch/ONNX check (default: the first bundled sample)",
     )
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (default model)")
+    p.add_argument(
+        "--hue-lobe-softness",
+        type=float,
+        default=None,
+        help="default model: decode the mean of the dominant 90-degree hue lobe instead of the annealed mean, "
+        "choosing among lobes by a softmax over their masses at this temperature (e.g. 0.05; 0: annealed mean)",
+    )
     p.add_argument("--render-size", type=int, default=384, help="working size recorded in the card")
     p.add_argument(
         "--unsure-grey-strength",
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             args.render_size,
             args.unsure_grey_strength,
             args.data,
+            args.hue_lobe_softness,
         )
     except pickle.UnpicklingError as exc:
         # torch.load(weights_only=True) refuses anything but tensors and plain data: no code runs

@@ -26,8 +26,9 @@ ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder, which sees L alone (decoder "
     "128/64/64); the ab hint map and mask reach the decoder through a hint attention at 1/16 (queries and "
     "keys from the decoder's features, a learnt distance penalty, a no-hint slot) and pooled at 1/8 and "
-    "1/4; 261-bin ab classification at 1/4 resolution with class rebalancing, annealed-mean decoding, "
-    "per-pixel confidence (1 - the distribution's spread around its mean over the uniform distribution's)",
+    "1/4; 261-bin ab classification at 1/4 resolution with class rebalancing, annealed-mean or dominant "
+    "hue-lobe decoding, per-pixel confidence (1 - the distribution's spread around its mean over the uniform "
+    "distribution's)",
     "seed-ae": "ColorIt's original autoencoder: 8 conv encoder (64s2,128,128s2,256,256s2,512,512,256), "
     "5 conv decoder (128,up,64,up,32,16,2 tanh,up), MSE on ab/128",
 }
@@ -56,8 +57,11 @@ def output_names(net: torch.nn.Module) -> list[str]:
     return ["ab", "confidence"] if isinstance(net, ColorUNet) else ["ab"]
 
 
-def load_network(checkpoint: Path, temperature: float | None = None) -> tuple[torch.nn.Module, dict]:
-    """The network of a training checkpoint (weights from the checkpoint, nothing downloaded)."""
+def load_network(
+    checkpoint: Path, temperature: float | None = None, hue_lobe_softness: float | None = None
+) -> tuple[torch.nn.Module, dict]:
+    """The network of a training checkpoint (weights from the checkpoint, nothing downloaded), decoding at
+    the given temperature and hue-lobe softness (default: the checkpoint's temperature, the annealed mean)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
     name = state["config"]["model"]
     net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
@@ -67,8 +71,10 @@ def load_network(checkpoint: Path, temperature: float | None = None) -> tuple[to
         if k.startswith("net.")
     }
     net.load_state_dict(weights, strict=True)
-    if temperature is not None and isinstance(net, ColorUNet):
-        net.temperature.fill_(temperature)
+    if isinstance(net, ColorUNet):
+        if temperature is not None:
+            net.temperature.fill_(temperature)
+        net.hue_lobe_softness = hue_lobe_softness or 0.0
     return net.eval(), state
 
 
@@ -206,6 +212,8 @@ def write_card(
         "accepts_hints": input_channels(net) == 4,
         "render_size": render_size,
         "temperature": round(float(net.temperature), 4) if isinstance(net, ColorUNet) else None,
+        # 0: ab is the annealed mean; > 0: the mean of the distribution's dominant hue lobe (model_default.py).
+        "hue_lobe_softness": net.hue_lobe_softness if isinstance(net, ColorUNet) else None,
         # The pipeline scales ab by confidence ** this: 0 leaves the colour as predicted, larger values
         # lean more towards grey where the network is unsure (only for models with a confidence output).
         "unsure_grey_strength": unsure_grey_strength if isinstance(net, ColorUNet) else None,
@@ -240,10 +248,11 @@ def export(
     render_size: int = 384,
     unsure_grey_strength: float | None = None,
     data_dir: Path | None = None,
+    hue_lobe_softness: float | None = None,
 ) -> dict:
     """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree on
     parity_image (default: the first bundled sample). data_dir: see write_card."""
-    net, state = load_network(checkpoint, temperature)
+    net, state = load_network(checkpoint, temperature, hue_lobe_softness)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(net, onnx_path)

@@ -7,7 +7,7 @@ whose features resemble the hinted one (how one click can colour a whole coat), 
 beside the encoder's skips (where exactly the hinted pixel is). The decoder predicts a distribution over
 quantised ab bins at a quarter of the input resolution, as Zhang et al. 2016 do (chroma needs less detail
 than luminance, and a finer head cost 3x the decoder's time on the CPU); the output is its annealed mean,
-upsampled to the input size. H and W must be multiples of 32.
+or the mean of its dominant hue lobe (decode), upsampled to the input size. H and W must be multiples of 32.
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ LITE0_STAGES = [
 # Index of the last block at strides 4, 8, 16, 32: the U-Net's skip connections.
 SKIP_BLOCKS = (2, 4, 10, 15)
 BN_EPS = 1e-3  # the TensorFlow checkpoint's value; 1e-5 shifts every activation
+# Hue lobes: 12 windows of 90 degrees of Lab hue, 30 degrees apart, each also holding the near-neutral
+# bins (whose hue means little). A sky torn between blue and orange has two lobes; its annealed mean is
+# the mauve between them, the mean of its heavier lobe is a blue.
+HUE_SECTORS = 12
+LOBE_HALF_WIDTH = 1  # sectors either side of a lobe's centre sector
+NEUTRAL_CHROMA = 15.0  # ab units: bins nearer grey belong to every lobe
 
 
 class Conv2dSame(nn.Conv2d):
@@ -169,6 +175,19 @@ class HintAttention(nn.Module):
         return (weights @ values).transpose(1, 2).reshape(n, 3, height, width)
 
 
+def hue_lobe_moments(bins: torch.Tensor) -> torch.Tensor:
+    """[Q, 3 * HUE_SECTORS]: for each lobe, its bins' a and b and 1 (0 for bins outside it), so that
+    probabilities @ this gives every lobe's a, b and mass in one MatMul."""
+    chroma = bins.norm(dim=1)
+    sector = (torch.rad2deg(torch.atan2(bins[:, 1], bins[:, 0])) % 360 // (360 / HUE_SECTORS)).long()
+    columns = []
+    for centre in range(HUE_SECTORS):
+        distance = (sector - centre) % HUE_SECTORS
+        inside = (torch.minimum(distance, HUE_SECTORS - distance) <= LOBE_HALF_WIDTH) | (chroma < NEUTRAL_CHROMA)
+        columns.append(torch.cat([bins, torch.ones(len(bins), 1)], 1) * inside[:, None].float())
+    return torch.cat(columns, 1)
+
+
 class ColorUNet(nn.Module):
     """L + hints (4 channels) -> ab. `ab_bins` [Q, 2] are the quantised ab classes."""
 
@@ -198,6 +217,11 @@ class ColorUNet(nn.Module):
         self.register_buffer("ab_moments", torch.cat([bins, bins.pow(2).sum(1, keepdim=True)], 1), persistent=False)
         # The spread (standard deviation) of the uniform distribution over the bins: knowing nothing.
         self.uniform_spread = (bins - bins.mean(0)).pow(2).sum(1).mean().sqrt().item()
+        self.register_buffer("lobe_moments", hue_lobe_moments(bins), persistent=False)
+        # 0: ab is the annealed mean. > 0: ab is the mean of the dominant hue lobe, chosen by a softmax
+        # over the lobes' masses at this temperature (small: nearly the heaviest lobe alone; the softness
+        # keeps the colour continuous where two lobes weigh the same). Set at export, not trained.
+        self.hue_lobe_softness = 0.0
 
     def encode(self, L: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's features at strides 4, 8, 16 and 32. The first `frozen_blocks` blocks (and the
@@ -232,10 +256,10 @@ class ColorUNet(nn.Module):
 
     def decode(self, logits: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Class scores -> (ab, confidence) at 4x their size. ab is the annealed mean at the given temperature
-        (default: the network's own; T < 1 sharpens); confidence is 1 - the standard deviation of that same
-        distribution around its mean, over the uniform distribution's: 1 where all the mass is on one colour,
-        0 where it is as spread as if the network knew nothing, low where it is torn between distant colours
-        (green or blue?)."""
+        (default: the network's own; T < 1 sharpens), or with hue_lobe_softness the mean of that distribution's
+        dominant hue lobe; confidence is 1 - the standard deviation of the distribution around its mean, over
+        the uniform distribution's: 1 where all the mass is on one colour, 0 where it is as spread as if the
+        network knew nothing, low where it is torn between distant colours (green or blue?)."""
         # Classes last: ONNX Runtime's softmax over NCHW channels was 10x slower than the convolutions.
         logits = logits.permute(0, 2, 3, 1)
         probs = torch.softmax(logits / (self.temperature if temperature is None else temperature), dim=-1)
@@ -243,5 +267,14 @@ class ColorUNet(nn.Module):
         ab, mean_square = moments[:, :2], moments[:, 2:]
         variance = (mean_square - ab[:, :1] ** 2 - ab[:, 1:] ** 2).clamp(min=0)
         confidence = (1 - variance.sqrt() / self.uniform_spread).clamp(0, 1)
+        if self.hue_lobe_softness:
+            ab = self.dominant_lobe_mean(probs)
         up = functools.partial(F.interpolate, scale_factor=4.0, mode="bilinear", align_corners=False)
         return up(ab), up(confidence)
+
+    def dominant_lobe_mean(self, probs: torch.Tensor) -> torch.Tensor:
+        """probs [N, H, W, Q] -> ab [N, 2, H, W]: each lobe's mean, weighted by a softmax over the lobes' masses."""
+        lobes = (probs @ self.lobe_moments).unflatten(-1, (HUE_SECTORS, 3))
+        mass = lobes[..., 2:]
+        choice = torch.softmax(mass / self.hue_lobe_softness, dim=-2)
+        return (choice * lobes[..., :2] / mass.clamp(min=1e-6)).sum(-2).permute(0, 3, 1, 2)

@@ -54,6 +54,27 @@ def load(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
+def models_table() -> str:
+    """Size and decoding of each bundled model, from its card."""
+    lines = [
+        "| model | parameters | GFLOPs @256 | decoding | grey where unsure (strength) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("default", "seed-ae"):
+        card = json.loads((CARD.parent / f"{name}.json").read_text())
+        if card.get("temperature") is None:
+            decoding = "direct ab (regression)"
+        elif card.get("hue_lobe_softness"):
+            decoding = f"dominant hue lobe, T {card['temperature']:g}, softness {card['hue_lobe_softness']:g}"
+        else:
+            decoding = f"annealed mean, T {card['temperature']:g}"
+        lines.append(
+            f"| `{name}` | {card['parameters'] / 1e6:.2f} M | {card['gflops_256']:.2f} | {decoding} "
+            f"| {card.get('unsure_grey_strength') or '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def training_sources_table() -> str:
     """What the bundled default was trained on, per repository or package, with the licence as the source
     states it (from its card, which `colorit export` writes from the corpus's manifest)."""
@@ -308,6 +329,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "speed": speed_table,
     "web-load": web_load_table,
     "training-sources": training_sources_table,
+    "models": models_table,
     "reference": reference_table,
     # benchmarks/ablation.py, bench_video.py, decoding_sweep.py and hint_propagation_sweep.py write their tables
     # as markdown themselves.

@@ -2,9 +2,9 @@
 in predicted colour a pixel must be to take it (PREDICTED_AB_SIGMA) and the summed hint weight at
 which a pixel takes the whole pull (FULL_PULL_WEIGHT), by a rule fixed in advance: among the settings
 where a hint stays local (a red hint in the left third of each bundled sample moves the right third by
-less than MAX_FAR_CHANGE ab units on average beyond what the network alone does with it), the highest PSNR of the bundled default with 10
-simulated hints per image on the photo library's photo-val, the split every choice is made on since
-the photo library. The package photo-val is measured beside it, never to choose.
+less than MAX_FAR_CHANGE ab units on average beyond what the network alone does with it), the highest
+PSNR of the bundled default with 10 simulated hints per image on the photo library's photo-val, the
+split every choice is made on since the photo library. The package photo-val is measured beside it, never to choose.
 
 Simulated hints carry the true colour, so spreading each one over the whole image always scores
 better on PSNR; a user's hint says "this thing is red", not "everything is", hence the locality
@@ -71,7 +71,8 @@ class LocalityProbe:
 
 def remember_predictions(session) -> None:
     """Make the session answer a repeated (L, hints) input from memory: the network's output does not
-    depend on the propagation settings, so every setting after the first costs no network run."""
+    depend on the propagation settings, so every setting after the first costs no network run. The session
+    is load_model's cached one, so every later load_model("default") in this process remembers too."""
     predict, memory = session.predict, {}
 
     def remembered(L_work: np.ndarray, hint_channels: np.ndarray | None = None):

@@ -191,8 +191,8 @@ def render_hints(hints, full_size: tuple[int, int], work_size: tuple[int, int]) 
 # At the point itself the colour is the hint's. The luminance sigma was tuned on 15 validation images
 # with 10 simulated hints (PSNR); the spatial and predicted-colour sigmas and FULL_PULL_WEIGHT were then
 # chosen by benchmarks/hint_propagation_sweep.py (10 hints on the photo library's photo-val, among the
-# settings where the propagation keeps a hint local). They matter little: the sweep's settings span
-# 0.3 dB, the network's own response to hints 3.5.
+# settings where the propagation keeps a hint local). They matter little next to the network's own
+# response to hints (benchmarks/results/hint_propagation_sweep.md, hints_photo_val_network_only.json).
 SPREAD_FRACTION = 0.3  # spatial sigma, a fraction of the working image's longer side
 LUMINANCE_SIGMA = 20.0  # L units
 PREDICTED_AB_SIGMA = 10.0  # ab units

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from colorit.session import bundled_models
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 RESULTS = REPO / "benchmarks" / "results"
@@ -60,8 +62,8 @@ def models_table() -> str:
         "| model | parameters | GFLOPs @256 | decoding | grey where unsure (strength) |",
         "|---|---|---|---|---|",
     ]
-    for name in ("default", "seed-ae"):
-        card = json.loads((CARD.parent / f"{name}.json").read_text())
+    for path, card in bundled_models():
+        name = card.get("name", path.stem)
         if card.get("temperature") is None:
             decoding = "direct ab (regression)"
         elif card.get("hue_lobe_softness"):

@@ -172,7 +172,8 @@ def test_any_size_layout_and_depth(default_model, height, width, channels, dtype
 GREY_SUBJECTS = ("moon", "clock", "text", "coins", "camera")
 # Issue 19's bound, not reached by the bundled default for these (the README's targets table, from
 # benchmarks/grey_subjects.py): it paints the moon's craters red, the clock's wall and the coins' cloth
-# blue, and the cameraman gets a blue sky and a green lawn, right for that photo but above it. Strict: a model that meets the bound makes these fail until the mark is taken off.
+# blue, and the cameraman gets a blue sky and a green lawn, right for that photo but above it. Strict: a
+# model that meets the bound makes these fail until the mark is taken off.
 NOT_YET_QUIET = pytest.mark.xfail(strict=True, reason="the retrained default is too colourful here (README targets)")
 
 

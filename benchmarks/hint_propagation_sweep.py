@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from PIL import Image
 import colorit.hints
 from colorit import metrics
 from colorit.color import luminance_L, rgb_to_lab
+from colorit.errors import ColoritError
 from colorit.evaluate import DEFAULT_EVAL_SIZE, hint_rng, load_ground_truth, simulated_hints_for
 from colorit.io import find_images
 from colorit.pipeline import colorize_array
@@ -90,12 +92,17 @@ class HintedPhotos:
     PSNR as `colorit evaluate --hints` gives (seed 0), scored by PSNR alone: what the rule chooses by."""
 
     def __init__(self, folder: Path, session):
-        self.session = session
-        self.truths = [load_ground_truth(path, folder, DEFAULT_EVAL_SIZE) for path in find_images(folder)]
-        self.hints = [
-            simulated_hints_for(truth, HINTS, hint_rng(0, index), session.default_render_size)
-            for index, truth in enumerate(self.truths)
-        ]
+        self.session, self.truths, self.hints = session, [], []
+        # Hints are drawn by each file's index among all found, as colorit evaluate does, so a file that
+        # cannot be evaluated (skipped there too) leaves the others' hints unchanged.
+        for index, path in enumerate(find_images(folder)):
+            try:
+                truth = load_ground_truth(path, folder, DEFAULT_EVAL_SIZE)
+            except ColoritError as error:
+                print(f"hint_propagation_sweep: skipped {error}", file=sys.stderr)
+                continue
+            self.truths.append(truth)
+            self.hints.append(simulated_hints_for(truth, HINTS, hint_rng(0, index), session.default_render_size))
         self.unhinted = self.mean_psnr(hinted=False)
 
     def mean_psnr(self, hinted: bool = True) -> float:

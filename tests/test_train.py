@@ -266,9 +266,15 @@ def test_final_crop_takes_over_late_in_the_run(photo_folder, tmp_path, monkeypat
     assert seen[-4:] == [64, 64, 96, 96]
 
 
-def test_export_matches_pytorch_and_takes_any_size(photo_folder, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_default_checkpoint(photo_folder, tmp_path_factory) -> Path:
+    """A `default` network trained two steps on the tiny corpus: enough to export and compare graphs."""
+    return train(tiny_config(photo_folder, tmp_path_factory.mktemp("tiny-default"), "default", steps=2))
+
+
+def test_export_matches_pytorch_and_takes_any_size(photo_folder, tiny_default_checkpoint, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    checkpoint = train(tiny_config(photo_folder, tmp_path / "run", "default", steps=2))
+    checkpoint = tiny_default_checkpoint
     card = export(checkpoint, "tiny", tmp_path / "models", photo_folder / "val" / "rocket.jpg", temperature=0.5)
     assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
     assert card["input_channels"] == 4 and card["accepts_hints"] and card["temperature"] == 0.5
@@ -476,9 +482,9 @@ def test_hue_lobe_decoding_keeps_the_heavier_colour_where_the_mean_is_an_in_betw
     assert np.abs(decoded(0.5, 0.02) - decoded(0.5, 0.0)).max() < 2.0  # an even split: the mean, no jump
 
 
-def test_hue_lobe_decoding_exports_to_onnx_and_its_card(photo_folder, tmp_path):
+def test_hue_lobe_decoding_exports_to_onnx_and_its_card(photo_folder, tiny_default_checkpoint, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    checkpoint = train(tiny_config(photo_folder, tmp_path / "run", "default", steps=2))
+    checkpoint = tiny_default_checkpoint
     card = export(checkpoint, "lobe", tmp_path / "models", temperature=0.6, hue_lobe_softness=0.05)
     assert card["hue_lobe_softness"] == 0.05 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
     x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()

@@ -1,7 +1,7 @@
 """Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
 advance (before the photo-library runs were evaluated): export each checkpoint at every annealed-mean
-temperature and hue-lobe softness (0: the annealed mean itself; see colorit/train/model_default.py), give
-each export a card per grey-where-unsure strength, evaluate all of them on photo-val at the default
+temperature, hue-lobe softness (0: the annealed mean itself; see colorit/train/model_default.py) and
+share of the class rebalancing undone at decoding (0: the distribution as trained), give each export a card per grey-where-unsure strength, evaluate all of them on photo-val at the default
 working size, and keep the variant with the highest hue-family recall among those that clearly do no
 harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's targets);
 without one, the highest recall among those whose PSNR is at least grey's (the rule that picks
@@ -9,7 +9,7 @@ checkpoints, colorit.train.train.selection_score); without one either, the highe
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
-Variants are named NAME-T<temperature>[-lobe<softness>]-g<strength>. Needs the training extra (export).
+Variants are named NAME-T<temperature>[-lobe<softness>][-undo<share>]-g<strength>. Needs the training extra (export).
 Results: benchmarks/results/decoding_sweep.json and .md (--out); the chosen variant's files are in
 --models (NAME-T..-g...onnx/.json), ready to copy into colorit/models.
 """
@@ -32,6 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TEMPERATURES = (0.38, 0.6, 1.0)
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 LOBE_SOFTNESSES = (0.0,)
+REBALANCE_UNDOS = (0.0,)
 METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
 
 
@@ -41,15 +42,26 @@ def export_variants(
     temperatures: Sequence[float],
     strengths: Sequence[float],
     lobe_softnesses: Sequence[float] = LOBE_SOFTNESSES,
+    rebalance_undos: Sequence[float] = REBALANCE_UNDOS,
 ) -> dict[str, Path]:
-    """variant name -> .onnx path: one ONNX export per (run, temperature, lobe softness); the strength lives
-    in the card."""
+    """variant name -> .onnx path: one ONNX export per (run, temperature, lobe softness, rebalance undo); the
+    strength lives in the card."""
     variants = {}
     for run, checkpoint in runs.items():
-        for temperature, softness in itertools.product(temperatures, lobe_softnesses):
-            base = f"{run}-T{temperature:g}" + (f"-lobe{softness:g}" if softness else "")
+        for temperature, softness, undo in itertools.product(temperatures, lobe_softnesses, rebalance_undos):
+            base = (
+                f"{run}-T{temperature:g}"
+                + (f"-lobe{softness:g}" if softness else "")
+                + (f"-undo{undo:g}" if undo else "")
+            )
             export(
-                checkpoint, base, models, temperature=temperature, unsure_grey_strength=0.0, hue_lobe_softness=softness
+                checkpoint,
+                base,
+                models,
+                temperature=temperature,
+                unsure_grey_strength=0.0,
+                hue_lobe_softness=softness,
+                rebalance_undo=undo,
             )
             card = json.loads((models / f"{base}.json").read_text())
             for strength in strengths:
@@ -132,11 +144,14 @@ def main() -> None:
     parser.add_argument("--temperatures", type=float, nargs="+", default=TEMPERATURES)
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
     parser.add_argument("--lobe-softnesses", type=float, nargs="+", default=LOBE_SOFTNESSES)
+    parser.add_argument("--rebalance-undos", type=float, nargs="+", default=REBALANCE_UNDOS)
     parser.add_argument("--workers", type=int, default=1, help="evaluating processes")
     parser.add_argument("--out", type=Path, default=RESULTS / "decoding_sweep.json")
     args = parser.parse_args()
     runs = {name: Path(path) for name, _, path in (run.partition("=") for run in args.runs)}
-    variants = export_variants(runs, args.models, args.temperatures, args.strengths, args.lobe_softnesses)
+    variants = export_variants(
+        runs, args.models, args.temperatures, args.strengths, args.lobe_softnesses, args.rebalance_undos
+    )
     compared = [path for _, _, path in (entry.partition("=") for entry in args.compare)]
     models = [str(path) for path in variants.values()] + compared
     report = evaluate_sharded(args.data, models, args.workers)
@@ -153,6 +168,7 @@ def main() -> None:
         "temperatures": args.temperatures,
         "strengths": args.strengths,
         "lobe_softnesses": args.lobe_softnesses,
+        "rebalance_undos": args.rebalance_undos,
         "rows": rows,
         "evaluation": {"data": str(args.data), "eval_size": report["eval_size"], "render_size": 384},
     }

@@ -70,6 +70,8 @@ def models_table() -> str:
             decoding = f"dominant hue lobe, T {card['temperature']:g}, softness {card['hue_lobe_softness']:g}"
         else:
             decoding = f"annealed mean, T {card['temperature']:g}"
+        if card.get("rebalance_undo"):
+            decoding += f", class rebalancing undone to the power {card['rebalance_undo']:g}"
         lines.append(
             f"| `{name}` | {card['parameters'] / 1e6:.2f} M | {card['gflops_256']:.2f} | {decoding} "
             f"| {card.get('unsure_grey_strength') or '-'} |"

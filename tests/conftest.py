@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @functools.cache
-def _wheel_photo(name: str) -> np.ndarray:
+def wheel_photo(name: str) -> np.ndarray:
     if name == "china":
         from sklearn.datasets import load_sample_image
 
@@ -34,11 +34,24 @@ def _wheel_photo(name: str) -> np.ndarray:
 
 
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "china", "grace_hopper")
+TRAINING_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # the last is the tiny corpus's val
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """A tiny corpus of real photos in the layout `colorit corpus build` writes (train/ and val/)."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "train").mkdir()
+    (root / "val").mkdir()
+    for name in TRAINING_PHOTOS:
+        split = "val" if name == TRAINING_PHOTOS[-1] else "train"
+        Image.fromarray(wheel_photo(name)).save(root / split / f"{name}.jpg", quality=92)
+    return root
 
 
 def photo_rgb(name: str, longer_side: int = 160) -> np.ndarray:
     """A colour wheel photo (uint8 RGB), downscaled so that its longer side is `longer_side`."""
-    rgb = _wheel_photo(name)
+    rgb = wheel_photo(name)
     height, width = rgb.shape[:2]
     scale = longer_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

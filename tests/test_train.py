@@ -1,12 +1,10 @@
-"""Training stack: pretrained encoder, both networks, data sampler, hint simulation, loop, DDP, export."""
+"""Training stack: pretrained encoder, both networks, data sampler, hint simulation, the loop, DDP."""
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +12,14 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the training extra")
 pytestmark = pytest.mark.train
 
+from conftest import TRAINING_PHOTOS, wheel_photo  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import color as skcolor  # noqa: E402
 from skimage import data as skdata  # noqa: E402
+from train_helpers import tiny_config  # noqa: E402
 
 from colorit.train import data as train_data  # noqa: E402
-from colorit.train.export import NormalisedOutput, export, load_network, network_input  # noqa: E402
+from colorit.train.export import export, load_network  # noqa: E402
 from colorit.train.losses import (  # noqa: E402
     ab_bins,
     classification_loss,
@@ -30,31 +30,18 @@ from colorit.train.losses import (  # noqa: E402
 from colorit.train.model_default import ColorUNet, HintAttention, load_pretrained_lite0, pooled_hints  # noqa: E402
 from colorit.train.model_seed_ae import SeedAutoencoder  # noqa: E402
 from colorit.train.train import (  # noqa: E402
-    PARTIAL_FROZEN_BLOCKS,
     Objective,
-    TrainConfig,
     frozen_parameter_names,
     selection_score,
     train,
     validate,
 )
 
-PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea, "rocket": skdata.rocket}
-
-
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory) -> Path:
-    """A tiny corpus of real photos in the layout `colorit corpus build` writes (train/ and val/)."""
-    root = tmp_path_factory.mktemp("corpus")
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for name, load in PHOTOS.items():
-        Image.fromarray(load()).save(root / ("val" if name == "rocket" else "train") / f"{name}.jpg", quality=92)
-    return root
-
 
 def rgb_batch(size: int = 64) -> torch.Tensor:
-    images = [np.asarray(Image.fromarray(load()).resize((size, size), Image.BICUBIC)) for load in PHOTOS.values()]
+    images = [
+        np.asarray(Image.fromarray(wheel_photo(name)).resize((size, size), Image.BICUBIC)) for name in TRAINING_PHOTOS
+    ]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
 
 
@@ -98,7 +85,7 @@ def test_rgb_to_lab_matches_scikit_image():
 
 
 def test_crop_sampler_is_deterministic_and_stays_inside_the_image():
-    images = [torch.from_numpy(load()).permute(2, 0, 1) for load in PHOTOS.values()]
+    images = [torch.from_numpy(wheel_photo(name)).permute(2, 0, 1) for name in TRAINING_PHOTOS]
     first = train_data.CropSampler(images, torch.device("cpu"), seed=3).sample(6, 64)
     second = train_data.CropSampler(images, torch.device("cpu"), seed=3).sample(6, 64)
     other = train_data.CropSampler(images, torch.device("cpu"), seed=4).sample(6, 64)
@@ -161,22 +148,6 @@ def test_losses_ignore_grey_crops():
     assert classification_loss(logits, ab, torch.zeros(4), ab_bins(), torch.ones(len(ab_bins()))) == 0
 
 
-def tiny_config(photo_folder: Path, out: Path, model: str, steps: int, resume: bool = False) -> TrainConfig:
-    return TrainConfig(
-        data=str(photo_folder),
-        out=str(out),
-        model=model,
-        crop=64,
-        batch=4,
-        steps=steps,
-        val_every=2,
-        val_crop=64,
-        warmup_steps=2,
-        workers=0,
-        resume=resume,
-    )
-
-
 def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     best = train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=2))
     assert best.exists() and (tmp_path / "last.pt").exists()
@@ -204,7 +175,7 @@ def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
 def test_validation_measures_grey_as_grey_and_the_truth_as_perfect(photo_folder):
     """validate()'s PSNR and hue recall on a network that returns the true colour, and on one that returns none."""
     crops = train_data.CropSampler(
-        [torch.from_numpy(load()).permute(2, 0, 1) for load in PHOTOS.values()], torch.device("cpu"), seed=0
+        [torch.from_numpy(wheel_photo(name)).permute(2, 0, 1) for name in TRAINING_PHOTOS], torch.device("cpu"), seed=0
     ).center_crops(64)
 
     class Oracle(torch.nn.Module):
@@ -228,7 +199,7 @@ def test_validation_measures_grey_as_grey_and_the_truth_as_perfect(photo_folder)
 
 def test_validation_hints_are_the_same_every_time_and_reach_the_network():
     crops = train_data.CropSampler(
-        [torch.from_numpy(load()).permute(2, 0, 1) for load in PHOTOS.values()], torch.device("cpu"), seed=0
+        [torch.from_numpy(wheel_photo(name)).permute(2, 0, 1) for name in TRAINING_PHOTOS], torch.device("cpu"), seed=0
     ).center_crops(64)
 
     class HintCopier(torch.nn.Module):
@@ -264,31 +235,6 @@ def test_final_crop_takes_over_late_in_the_run(photo_folder, tmp_path, monkeypat
     monkeypatch.setattr(train_data.CropSampler, "sample", recording_sample)  # records, then samples as ever
     train(config)
     assert seen[-4:] == [64, 64, 96, 96]
-
-
-@pytest.fixture(scope="module")
-def tiny_default_checkpoint(photo_folder, tmp_path_factory) -> Path:
-    """A `default` network trained two steps on the tiny corpus: enough to export and compare graphs."""
-    return train(tiny_config(photo_folder, tmp_path_factory.mktemp("tiny-default"), "default", steps=2))
-
-
-def test_export_matches_pytorch_and_takes_any_size(photo_folder, tiny_default_checkpoint, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    checkpoint = tiny_default_checkpoint
-    card = export(checkpoint, "tiny", tmp_path / "models", photo_folder / "val" / "rocket.jpg", temperature=0.5)
-    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
-    assert card["input_channels"] == 4 and card["accepts_hints"] and card["temperature"] == 0.5
-    assert card["parameters"] > 3_000_000 and 0.5 < card["gflops_256"] < 10
-    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "tiny.onnx"), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 4, 96, 160)).astype(np.float32)
-    x[:, 1:] = 0
-    net, _ = load_network(checkpoint, temperature=0.5)
-    with torch.no_grad():
-        expected_ab, expected_confidence = (out.numpy() for out in NormalisedOutput(net).eval()(torch.from_numpy(x)))
-    ab, confidence = session.run(["ab", "confidence"], {"input": x})
-    assert np.abs(ab - expected_ab).max() <= 1e-4
-    assert np.abs(confidence - expected_confidence).max() <= 1e-4
-    assert confidence.shape == (1, 1, 96, 160) and 0 <= confidence.min() and confidence.max() <= 1
 
 
 def test_distributed_training_smoke(photo_folder, tmp_path):
@@ -439,63 +385,6 @@ def test_hint_neighbourhood_covers_hints_and_their_surroundings():
     assert near.sum() == 25
 
 
-def test_confidence_is_high_for_one_colour_and_zero_for_all():
-    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
-    with torch.no_grad():
-        net.classifier.weight.zero_()
-        net.classifier.bias.zero_()
-        _, uniform = net.predict(torch.zeros(1, 4, 64, 64))
-        net.classifier.bias[17] = 50.0
-        _, peaked = net.predict(torch.zeros(1, 4, 64, 64))
-        # Torn between two distant colours (the same mass on two bins far apart): well below sure.
-        far = int((net.ab_bins - net.ab_bins[17]).norm(dim=1).argmax())
-        net.classifier.bias[far] = 50.0
-        _, torn = net.predict(torch.zeros(1, 4, 64, 64))
-    assert uniform.abs().max() < 1e-5
-    assert peaked.min() > 0.99
-    assert torn.max() < 0.2
-
-
-def nearest_bin(bins: torch.Tensor, a: float, b: float) -> int:
-    return int((bins - torch.tensor([a, b])).norm(dim=1).argmin())
-
-
-def test_hue_lobe_decoding_keeps_the_heavier_colour_where_the_mean_is_an_in_between():
-    """A sky torn 60/40 between blue and orange: its annealed mean is a dull in-between; the dominant
-    lobe's mean is the blue, and where the two weigh the same the soft choice stays in between (no jump)."""
-    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
-    blue, orange = nearest_bin(net.ab_bins, -10, -50), nearest_bin(net.ab_bins, 30, 60)
-
-    def decoded(blue_share: float, softness: float) -> np.ndarray:
-        net.hue_lobe_softness = softness
-        logits = torch.full((1, len(net.ab_bins), 2, 2), -1e4)
-        logits[:, blue], logits[:, orange] = math.log(blue_share), math.log(1 - blue_share)
-        with torch.no_grad():
-            ab, _ = net.decode(logits, temperature=1.0)
-        return ab[0, :, 0, 0].numpy()
-
-    mean, lobe = decoded(0.6, 0.0), decoded(0.6, 0.02)
-    blue_ab = net.ab_bins[blue].numpy()
-    assert np.hypot(*mean) < 0.5 * np.hypot(*blue_ab)  # the in-between: much greyer than either colour
-    assert np.abs(lobe - blue_ab).max() < 2.0  # the blue itself
-    assert np.abs(decoded(0.4, 0.02) - net.ab_bins[orange].numpy()).max() < 2.0  # the orange wins at 40/60
-    assert np.abs(decoded(0.5, 0.02) - decoded(0.5, 0.0)).max() < 2.0  # an even split: the mean, no jump
-
-
-def test_hue_lobe_decoding_exports_to_onnx_and_its_card(photo_folder, tiny_default_checkpoint, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    checkpoint = tiny_default_checkpoint
-    card = export(checkpoint, "lobe", tmp_path / "models", temperature=0.6, hue_lobe_softness=0.05)
-    assert card["hue_lobe_softness"] == 0.05 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
-    x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()
-    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "lobe.onnx"), providers=["CPUExecutionProvider"])
-    lobe_ab, _ = session.run(["ab", "confidence"], {"input": x})
-    net, _ = load_network(checkpoint, temperature=0.6)
-    with torch.no_grad():
-        mean_ab = NormalisedOutput(net)(torch.from_numpy(x))[0].numpy()
-    assert np.abs(lobe_ab - mean_ab).max() > 1e-3  # the lobe decoding is in the graph, not the annealed mean
-
-
 def test_checkpoint_selection_rule_rewards_right_hue_without_harm():
     def record(psnr: float, recall: float) -> dict:
         return {"step": 9, "val_loss": 1.0, "photo_psnr": psnr, "photo_grey_psnr": 22.0, "photo_hue_recall": recall}
@@ -508,44 +397,3 @@ def test_checkpoint_selection_rule_rewards_right_hue_without_harm():
     assert selection_score(record(21.9, 10.0)) > selection_score(record(21.0, 60.0))
     assert selection_score({"step": 9, "val_loss": 2.0}) > selection_score({"step": 9, "val_loss": 3.0})
     assert selection_score({"step": 9}) > selection_score({"step": 3})
-
-
-def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unpacking(photo_folder, tmp_path):
-    """scripts/pack_checkpoints.py: what comes back from a GPU machine is the trained weights in float16;
-    unpacked, the checkpoint is the original within float16 rounding and exports like any other."""
-    config = tiny_config(photo_folder, tmp_path / "runs" / "recipe", "default", steps=4)
-    config.val_every = 1
-    train(config)
-    original = torch.load(tmp_path / "runs" / "recipe" / "best.pt", weights_only=True)
-    script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts" / "pack_checkpoints.py")]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    for name, extra in (("packed", []), ("best-only", ["--best-only", "recipe"])):
-        subprocess.run([*script, "pack", str(tmp_path / "runs"), str(tmp_path / name), *extra], check=True, env=env)
-    packed = torch.load(tmp_path / "packed" / "recipe.pt", weights_only=True)
-    frozen = ("net.stem.", "net.stem_bn.", *(f"net.blocks.{i}." for i in range(PARTIAL_FROZEN_BLOCKS)))
-    assert not any(key.startswith(frozen) for key in packed["best"]["changed"])
-    assert any(key.startswith("net.blocks.") for key in packed["best"]["changed"])  # the trained later blocks
-    assert {value.dtype for value in packed["best"]["changed"].values() if value.is_floating_point()} == {torch.float16}
-    assert "optimizer" not in packed["best"]
-    assert (tmp_path / "packed" / "recipe.pt").stat().st_size < (
-        tmp_path / "runs" / "recipe" / "best.pt"
-    ).stat().st_size / 4
-
-    subprocess.run(
-        [*script, "unpack", str(tmp_path / "packed" / "recipe.pt"), str(tmp_path / "back")], check=True, env=env
-    )
-    subprocess.run(
-        [*script, "unpack", str(tmp_path / "best-only" / "recipe.pt"), str(tmp_path / "back-best")], check=True, env=env
-    )
-    restored = torch.load(tmp_path / "back" / "recipe" / "best.pt", weights_only=True)
-    assert restored["step"] == original["step"] and restored["history"] == original["history"]
-    assert restored["objective"].keys() == original["objective"].keys()
-    for key, value in original["objective"].items():
-        assert restored["objective"][key].dtype == value.dtype
-        torch.testing.assert_close(restored["objective"][key], value, rtol=1e-3, atol=1e-3, msg=key)
-    assert (tmp_path / "back" / "recipe" / "last.pt").is_file()
-    assert not (tmp_path / "back-best" / "recipe" / "last.pt").exists()  # it stayed behind
-    card = export(
-        tmp_path / "back" / "recipe" / "best.pt", "back", tmp_path / "models", photo_folder / "val" / "rocket.jpg"
-    )
-    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4 and card["training"]["steps"] == original["step"]

@@ -36,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="default model: decode the mean of the dominant 90-degree hue lobe instead of the annealed mean, "
         "choosing among lobes by a softmax over their masses at this temperature (e.g. 0.05; 0: annealed mean)",
     )
+    p.add_argument(
+        "--rebalance-undo",
+        type=float,
+        default=None,
+        help="default model: divide this power of the training's class rebalancing weights out of the "
+        "distribution before decoding (0: as trained, boosted towards rare colours; 1: none of the boost)",
+    )
     p.add_argument("--render-size", type=int, default=384, help="working size recorded in the card")
     p.add_argument(
         "--unsure-grey-strength",
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             args.unsure_grey_strength,
             args.data,
             args.hue_lobe_softness,
+            args.rebalance_undo,
         )
     except pickle.UnpicklingError as exc:
         # torch.load(weights_only=True) refuses anything but tensors and plain data: no code runs

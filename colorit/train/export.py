@@ -58,10 +58,14 @@ def output_names(net: torch.nn.Module) -> list[str]:
 
 
 def load_network(
-    checkpoint: Path, temperature: float | None = None, hue_lobe_softness: float | None = None
+    checkpoint: Path,
+    temperature: float | None = None,
+    hue_lobe_softness: float | None = None,
+    rebalance_undo: float | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """The network of a training checkpoint (weights from the checkpoint, nothing downloaded), decoding at
-    the given temperature and hue-lobe softness (default: the checkpoint's temperature, the annealed mean)."""
+    the given temperature, hue-lobe softness and share of the class rebalancing undone (default: the
+    checkpoint's temperature, the annealed mean, as trained)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
     name = state["config"]["model"]
     net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
@@ -75,6 +79,11 @@ def load_network(
         if temperature is not None:
             net.temperature.fill_(temperature)
         net.hue_lobe_softness = hue_lobe_softness or 0.0
+        if rebalance_undo:
+            if "class_weight" not in state["objective"]:
+                raise ValueError(f"{checkpoint}: trained without class rebalancing, nothing to undo")
+            net.log_class_weight.copy_(state["objective"]["class_weight"].float().log())
+        net.rebalance_undo = rebalance_undo or 0.0
     return net.eval(), state
 
 
@@ -214,6 +223,8 @@ def write_card(
         "temperature": round(float(net.temperature), 4) if isinstance(net, ColorUNet) else None,
         # 0: ab is the annealed mean; > 0: the mean of the distribution's dominant hue lobe (model_default.py).
         "hue_lobe_softness": net.hue_lobe_softness if isinstance(net, ColorUNet) else None,
+        # The power of the class rebalancing weights divided out of the distribution before decoding.
+        "rebalance_undo": net.rebalance_undo if isinstance(net, ColorUNet) else None,
         # The pipeline scales ab by confidence ** this: 0 leaves the colour as predicted, larger values
         # lean more towards grey where the network is unsure (only for models with a confidence output).
         "unsure_grey_strength": unsure_grey_strength if isinstance(net, ColorUNet) else None,
@@ -249,10 +260,11 @@ def export(
     unsure_grey_strength: float | None = None,
     data_dir: Path | None = None,
     hue_lobe_softness: float | None = None,
+    rebalance_undo: float | None = None,
 ) -> dict:
     """Write out_dir/NAME.onnx and NAME.json; refuse (ValueError) when ONNX and PyTorch disagree on
     parity_image (default: the first bundled sample). data_dir: see write_card."""
-    net, state = load_network(checkpoint, temperature, hue_lobe_softness)
+    net, state = load_network(checkpoint, temperature, hue_lobe_softness, rebalance_undo)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(net, onnx_path)

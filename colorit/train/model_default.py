@@ -222,6 +222,12 @@ class ColorUNet(nn.Module):
         # over the lobes' masses at this temperature (small: nearly the heaviest lobe alone; the softness
         # keeps the colour continuous where two lobes weigh the same). Set at export, not trained.
         self.hue_lobe_softness = 0.0
+        # Training weighs each bin's loss by the class rebalancing weight, which teaches the network to
+        # predict the true distribution times that weight: rare, saturated colours boosted. Decoding can
+        # divide the weight back out, to this power (0: as trained, 1: the network's estimate of the true
+        # distribution). The log weights come from the checkpoint (load_network); set at export, not trained.
+        self.register_buffer("log_class_weight", torch.zeros(len(bins)), persistent=False)
+        self.rebalance_undo = 0.0
 
     def encode(self, L: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's features at strides 4, 8, 16 and 32. The first `frozen_blocks` blocks (and the
@@ -256,13 +262,16 @@ class ColorUNet(nn.Module):
 
     def decode(self, logits: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Class scores -> (ab, confidence) at 4x their size. ab is the annealed mean at the given temperature
-        (default: the network's own; T < 1 sharpens), or with hue_lobe_softness the mean of that distribution's
-        dominant hue lobe; confidence is 1 - the standard deviation of the distribution around its mean, over
-        the uniform distribution's: 1 where all the mass is on one colour, 0 where it is as spread as if the
-        network knew nothing, low where it is torn between distant colours (green or blue?)."""
+        (default: the network's own; T < 1 sharpens) of the distribution with the class weights ** rebalance_undo
+        divided out, or with hue_lobe_softness the mean of that distribution's dominant hue lobe; confidence is
+        1 - the standard deviation of the distribution around its mean, over the uniform distribution's: 1
+        where all the mass is on one colour, 0 where it is as spread as if the network knew nothing, low where
+        it is torn between distant colours (green or blue?)."""
         # Classes last: ONNX Runtime's softmax over NCHW channels was 10x slower than the convolutions.
-        logits = logits.permute(0, 2, 3, 1)
-        probs = torch.softmax(logits / (self.temperature if temperature is None else temperature), dim=-1)
+        logits = logits.permute(0, 2, 3, 1) / (self.temperature if temperature is None else temperature)
+        if self.rebalance_undo:
+            logits = logits - self.rebalance_undo * self.log_class_weight
+        probs = torch.softmax(logits, dim=-1)
         moments = (probs @ self.ab_moments).permute(0, 3, 1, 2)
         ab, mean_square = moments[:, :2], moments[:, 2:]
         variance = (mean_square - ab[:, :1] ** 2 - ab[:, 1:] ** 2).clamp(min=0)

@@ -1,0 +1,179 @@
+"""Export and decoding: ONNX against PyTorch, the confidence, the hue-lobe decoding, the class rebalancing
+undone at decoding, and checkpoints packed on a GPU machine and unpacked here."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs the training extra")
+pytestmark = pytest.mark.train
+
+from train_helpers import tiny_config  # noqa: E402
+
+from colorit.train.export import NormalisedOutput, export, load_network, network_input  # noqa: E402
+from colorit.train.losses import ab_bins  # noqa: E402
+from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
+from colorit.train.train import PARTIAL_FROZEN_BLOCKS, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_default_checkpoint(photo_folder, tmp_path_factory) -> Path:
+    """A `default` network trained two steps on the tiny corpus: enough to export and compare graphs."""
+    return train(tiny_config(photo_folder, tmp_path_factory.mktemp("tiny-default"), "default", steps=2))
+
+
+def test_export_matches_pytorch_and_takes_any_size(photo_folder, tiny_default_checkpoint, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    checkpoint = tiny_default_checkpoint
+    card = export(checkpoint, "tiny", tmp_path / "models", photo_folder / "val" / "rocket.jpg", temperature=0.5)
+    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    assert card["input_channels"] == 4 and card["accepts_hints"] and card["temperature"] == 0.5
+    assert card["parameters"] > 3_000_000 and 0.5 < card["gflops_256"] < 10
+    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 4, 96, 160)).astype(np.float32)
+    x[:, 1:] = 0
+    net, _ = load_network(checkpoint, temperature=0.5)
+    with torch.no_grad():
+        expected_ab, expected_confidence = (out.numpy() for out in NormalisedOutput(net).eval()(torch.from_numpy(x)))
+    ab, confidence = session.run(["ab", "confidence"], {"input": x})
+    assert np.abs(ab - expected_ab).max() <= 1e-4
+    assert np.abs(confidence - expected_confidence).max() <= 1e-4
+    assert confidence.shape == (1, 1, 96, 160) and 0 <= confidence.min() and confidence.max() <= 1
+
+
+def test_confidence_is_high_for_one_colour_and_zero_for_all():
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.zero_()
+        _, uniform = net.predict(torch.zeros(1, 4, 64, 64))
+        net.classifier.bias[17] = 50.0
+        _, peaked = net.predict(torch.zeros(1, 4, 64, 64))
+        # Torn between two distant colours (the same mass on two bins far apart): well below sure.
+        far = int((net.ab_bins - net.ab_bins[17]).norm(dim=1).argmax())
+        net.classifier.bias[far] = 50.0
+        _, torn = net.predict(torch.zeros(1, 4, 64, 64))
+    assert uniform.abs().max() < 1e-5
+    assert peaked.min() > 0.99
+    assert torn.max() < 0.2
+
+
+def nearest_bin(bins: torch.Tensor, a: float, b: float) -> int:
+    return int((bins - torch.tensor([a, b])).norm(dim=1).argmin())
+
+
+def test_hue_lobe_decoding_keeps_the_heavier_colour_where_the_mean_is_an_in_between():
+    """A sky torn 60/40 between blue and orange: its annealed mean is a dull in-between; the dominant
+    lobe's mean is the blue, and where the two weigh the same the soft choice stays in between (no jump)."""
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
+    blue, orange = nearest_bin(net.ab_bins, -10, -50), nearest_bin(net.ab_bins, 30, 60)
+
+    def decoded(blue_share: float, softness: float) -> np.ndarray:
+        net.hue_lobe_softness = softness
+        logits = torch.full((1, len(net.ab_bins), 2, 2), -1e4)
+        logits[:, blue], logits[:, orange] = math.log(blue_share), math.log(1 - blue_share)
+        with torch.no_grad():
+            ab, _ = net.decode(logits, temperature=1.0)
+        return ab[0, :, 0, 0].numpy()
+
+    mean, lobe = decoded(0.6, 0.0), decoded(0.6, 0.02)
+    blue_ab = net.ab_bins[blue].numpy()
+    assert np.hypot(*mean) < 0.5 * np.hypot(*blue_ab)  # the in-between: much greyer than either colour
+    assert np.abs(lobe - blue_ab).max() < 2.0  # the blue itself
+    assert np.abs(decoded(0.4, 0.02) - net.ab_bins[orange].numpy()).max() < 2.0  # the orange wins at 40/60
+    assert np.abs(decoded(0.5, 0.02) - decoded(0.5, 0.0)).max() < 2.0  # an even split: the mean, no jump
+
+
+def test_hue_lobe_decoding_exports_to_onnx_and_its_card(photo_folder, tiny_default_checkpoint, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    checkpoint = tiny_default_checkpoint
+    card = export(checkpoint, "lobe", tmp_path / "models", temperature=0.6, hue_lobe_softness=0.05)
+    assert card["hue_lobe_softness"] == 0.05 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()
+    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "lobe.onnx"), providers=["CPUExecutionProvider"])
+    lobe_ab, _ = session.run(["ab", "confidence"], {"input": x})
+    net, _ = load_network(checkpoint, temperature=0.6)
+    with torch.no_grad():
+        mean_ab = NormalisedOutput(net)(torch.from_numpy(x))[0].numpy()
+    assert np.abs(lobe_ab - mean_ab).max() > 1e-3  # the lobe decoding is in the graph, not the annealed mean
+
+
+def test_rebalance_undo_divides_the_class_weights_out_of_the_distribution():
+    """Training with class rebalancing teaches the network the true distribution times each bin's weight;
+    rebalance_undo 1 divides the weights back out: logits equal to log(weight) (what a network with no idea
+    but the weights would say) decode to the uniform distribution, fully unsure, and its mean."""
+    net = ColorUNet(ab_bins(), load_pretrained_lite0()).eval()
+    weights = torch.linspace(0.5, 4.0, len(net.ab_bins))
+    net.log_class_weight.copy_(weights.log())
+    logits = weights.log().view(1, -1, 1, 1).expand(1, -1, 2, 2)
+    with torch.no_grad():
+        boosted_ab, boosted_confidence = net.decode(logits, temperature=1.0)
+        net.rebalance_undo = 1.0
+        undone_ab, undone_confidence = net.decode(logits, temperature=1.0)
+    uniform_mean = net.ab_bins.mean(0).view(1, 2, 1, 1)
+    assert (undone_ab - uniform_mean).abs().max() < 1e-3
+    assert undone_confidence.abs().max() < 1e-4
+    assert (boosted_ab - uniform_mean).abs().max() > 1.0 and boosted_confidence.max() > 0.01
+
+
+def test_rebalance_undo_exports_to_onnx_from_the_checkpoints_weights(photo_folder, tiny_default_checkpoint, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    card = export(tiny_default_checkpoint, "undo", tmp_path / "models", temperature=0.6, rebalance_undo=0.5)
+    assert card["rebalance_undo"] == 0.5 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    net, state = load_network(tiny_default_checkpoint, temperature=0.6, rebalance_undo=0.5)
+    assert torch.equal(net.log_class_weight, state["objective"]["class_weight"].log())
+    x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()
+    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "undo.onnx"), providers=["CPUExecutionProvider"])
+    undone_ab, _ = session.run(["ab", "confidence"], {"input": x})
+    as_trained, _ = load_network(tiny_default_checkpoint, temperature=0.6)
+    with torch.no_grad():
+        as_trained_ab = NormalisedOutput(as_trained)(torch.from_numpy(x))[0].numpy()
+    assert np.abs(undone_ab - as_trained_ab).max() > 1e-3  # the undo is in the graph
+
+
+def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unpacking(photo_folder, tmp_path):
+    """scripts/pack_checkpoints.py: what comes back from a GPU machine is the trained weights in float16;
+    unpacked, the checkpoint is the original within float16 rounding and exports like any other."""
+    config = tiny_config(photo_folder, tmp_path / "runs" / "recipe", "default", steps=4)
+    config.val_every = 1
+    train(config)
+    original = torch.load(tmp_path / "runs" / "recipe" / "best.pt", weights_only=True)
+    script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts" / "pack_checkpoints.py")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for name, extra in (("packed", []), ("best-only", ["--best-only", "recipe"])):
+        subprocess.run([*script, "pack", str(tmp_path / "runs"), str(tmp_path / name), *extra], check=True, env=env)
+    packed = torch.load(tmp_path / "packed" / "recipe.pt", weights_only=True)
+    frozen = ("net.stem.", "net.stem_bn.", *(f"net.blocks.{i}." for i in range(PARTIAL_FROZEN_BLOCKS)))
+    assert not any(key.startswith(frozen) for key in packed["best"]["changed"])
+    assert any(key.startswith("net.blocks.") for key in packed["best"]["changed"])  # the trained later blocks
+    assert {value.dtype for value in packed["best"]["changed"].values() if value.is_floating_point()} == {torch.float16}
+    assert "optimizer" not in packed["best"]
+    assert (tmp_path / "packed" / "recipe.pt").stat().st_size < (
+        tmp_path / "runs" / "recipe" / "best.pt"
+    ).stat().st_size / 4
+
+    subprocess.run(
+        [*script, "unpack", str(tmp_path / "packed" / "recipe.pt"), str(tmp_path / "back")], check=True, env=env
+    )
+    subprocess.run(
+        [*script, "unpack", str(tmp_path / "best-only" / "recipe.pt"), str(tmp_path / "back-best")], check=True, env=env
+    )
+    restored = torch.load(tmp_path / "back" / "recipe" / "best.pt", weights_only=True)
+    assert restored["step"] == original["step"] and restored["history"] == original["history"]
+    assert restored["objective"].keys() == original["objective"].keys()
+    for key, value in original["objective"].items():
+        assert restored["objective"][key].dtype == value.dtype
+        torch.testing.assert_close(restored["objective"][key], value, rtol=1e-3, atol=1e-3, msg=key)
+    assert (tmp_path / "back" / "recipe" / "last.pt").is_file()
+    assert not (tmp_path / "back-best" / "recipe" / "last.pt").exists()  # it stayed behind
+    card = export(
+        tmp_path / "back" / "recipe" / "best.pt", "back", tmp_path / "models", photo_folder / "val" / "rocket.jpg"
+    )
+    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4 and card["training"]["steps"] == original["step"]

@@ -341,6 +341,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "films": lambda: (RESULTS / "video.md").read_text().split("\n", 1)[1].strip(),  # without its heading
     "warm-restart": lambda: (RESULTS / "decoding_sweep_warm_restart.md").read_text().strip(),
     "decoding-lobe": lambda: (RESULTS / "decoding_sweep_lobe.md").read_text().strip(),
+    "decoding-undo": lambda: (RESULTS / "decoding_sweep_undo.md").read_text().strip(),
     "hint-propagation": lambda: (RESULTS / "hint_propagation_sweep.md").read_text().strip(),
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.

@@ -4,7 +4,8 @@ against training time, with the step the selection rule chose marked.
 
     python scripts/training_curve.py runs/v3-default --name default
 
-Reads RUN/last.pt (the history of every validation) and RUN/best.pt (the chosen step); writes
+Reads RUN/last.pt (the history of every validation) and RUN/best.pt (the chosen step; --chosen names
+another checkpoint of the run where the decoding sweep shipped that one); writes
 benchmarks/results/training_NAME.json and docs/training_NAME.png. Needs the training extra (torch).
 """
 
@@ -40,9 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a `colorit train --out` folder")
     parser.add_argument("--name", required=True, help="names the outputs: training_NAME.json and .png")
+    parser.add_argument("--chosen", type=Path, help="the checkpoint shipped (default: RUN/best.pt)")
     args = parser.parse_args()
     last = torch.load(args.run / "last.pt", map_location="cpu", weights_only=True)
-    chosen = torch.load(args.run / "best.pt", map_location="cpu", weights_only=True)["step"]
+    chosen = torch.load(args.chosen or args.run / "best.pt", map_location="cpu", weights_only=True)["step"]
     history = [{key: record[key] for key in KEPT if key in record} for record in last["history"]]
     result = {
         "run": args.run.name,

@@ -91,20 +91,6 @@ def test_hue_lobe_decoding_keeps_the_heavier_colour_where_the_mean_is_an_in_betw
     assert np.abs(decoded(0.5, 0.02) - decoded(0.5, 0.0)).max() < 2.0  # an even split: the mean, no jump
 
 
-def test_hue_lobe_decoding_exports_to_onnx_and_its_card(photo_folder, tiny_default_checkpoint, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    checkpoint = tiny_default_checkpoint
-    card = export(checkpoint, "lobe", tmp_path / "models", temperature=0.6, hue_lobe_softness=0.05)
-    assert card["hue_lobe_softness"] == 0.05 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
-    x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()
-    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "lobe.onnx"), providers=["CPUExecutionProvider"])
-    lobe_ab, _ = session.run(["ab", "confidence"], {"input": x})
-    net, _ = load_network(checkpoint, temperature=0.6)
-    with torch.no_grad():
-        mean_ab = NormalisedOutput(net)(torch.from_numpy(x))[0].numpy()
-    assert np.abs(lobe_ab - mean_ab).max() > 1e-3  # the lobe decoding is in the graph, not the annealed mean
-
-
 def test_rebalance_undo_divides_the_class_weights_out_of_the_distribution():
     """Training with class rebalancing teaches the network the true distribution times each bin's weight;
     rebalance_undo 1 divides the weights back out: logits equal to log(weight) (what a network with no idea
@@ -123,19 +109,28 @@ def test_rebalance_undo_divides_the_class_weights_out_of_the_distribution():
     assert (boosted_ab - uniform_mean).abs().max() > 1.0 and boosted_confidence.max() > 0.01
 
 
-def test_rebalance_undo_exports_to_onnx_from_the_checkpoints_weights(photo_folder, tiny_default_checkpoint, tmp_path):
+@pytest.mark.parametrize(("option", "value"), [("hue_lobe_softness", 0.05), ("rebalance_undo", 0.5)])
+def test_decoding_options_are_in_the_onnx_graph_and_the_card(
+    option, value, photo_folder, tiny_default_checkpoint, tmp_path
+):
     onnxruntime = pytest.importorskip("onnxruntime")
-    card = export(tiny_default_checkpoint, "undo", tmp_path / "models", temperature=0.6, rebalance_undo=0.5)
-    assert card["rebalance_undo"] == 0.5 and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
-    net, state = load_network(tiny_default_checkpoint, temperature=0.6, rebalance_undo=0.5)
-    assert torch.equal(net.log_class_weight, state["objective"]["class_weight"].log())
+    card = export(tiny_default_checkpoint, "variant", tmp_path / "models", temperature=0.6, **{option: value})
+    assert card[option] == value and card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
     x = network_input(photo_folder / "val" / "rocket.jpg", 4, (160, 96)).numpy()
-    session = onnxruntime.InferenceSession(str(tmp_path / "models" / "undo.onnx"), providers=["CPUExecutionProvider"])
-    undone_ab, _ = session.run(["ab", "confidence"], {"input": x})
-    as_trained, _ = load_network(tiny_default_checkpoint, temperature=0.6)
+    path = tmp_path / "models" / "variant.onnx"
+    variant_ab, _ = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        ["ab", "confidence"], {"input": x}
+    )
+    plain, _ = load_network(tiny_default_checkpoint, temperature=0.6)
     with torch.no_grad():
-        as_trained_ab = NormalisedOutput(as_trained)(torch.from_numpy(x))[0].numpy()
-    assert np.abs(undone_ab - as_trained_ab).max() > 1e-3  # the undo is in the graph
+        plain_ab = NormalisedOutput(plain)(torch.from_numpy(x))[0].numpy()
+    assert np.abs(variant_ab - plain_ab).max() > 1e-3  # the option is in the graph, not the plain annealed mean
+
+
+def test_rebalance_undo_takes_the_checkpoints_class_weights(tiny_default_checkpoint):
+    net, state = load_network(tiny_default_checkpoint, rebalance_undo=0.5)
+    assert net.rebalance_undo == 0.5
+    assert torch.equal(net.log_class_weight, state["objective"]["class_weight"].log())
 
 
 def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unpacking(photo_folder, tmp_path):

@@ -1,15 +1,21 @@
 """Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
 advance (before the photo-library runs were evaluated): export each checkpoint at every annealed-mean
 temperature, hue-lobe softness (0: the annealed mean itself; see colorit/train/model_default.py) and
-share of the class rebalancing undone at decoding (0: the distribution as trained), give each export a card per grey-where-unsure strength, evaluate all of them on photo-val at the default
-working size, and keep the variant with the highest hue-family recall among those that clearly do no
+share of the class rebalancing undone at decoding (0: the distribution as trained), give each export a
+card per grey-where-unsure strength, evaluate all of them on photo-val at the default working size, and
+keep the variant with the highest hue-family recall among those that clearly do no
 harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's targets);
 without one, the highest recall among those whose PSNR is at least grey's (the rule that picks
-checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR.
+checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR. With
+--must-beat NAME (a --compare row, the shipped model), only the variants at least as good as that row on
+every metric of the table count (a retrained model ships only where its card improves); without one,
+that row stays the choice.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
-Variants are named NAME-T<temperature>[-lobe<softness>][-undo<share>]-g<strength>. Needs the training extra (export).
+       [--must-beat NAME]
+Variants are named NAME-T<temperature>[-lobe<softness>][-undo<share>]-g<strength>. Needs the training
+extra (export).
 Results: benchmarks/results/decoding_sweep.json and .md (--out); the chosen variant's files are in
 --models (NAME-T..-g...onnx/.json), ready to copy into colorit/models.
 """
@@ -79,10 +85,25 @@ NO_HARM_PSNR_MARGIN = 1.0
 NO_HARM_CIEDE2000_MARGIN = 1.0
 
 
-def choose(rows: list[dict], variants: dict[str, Path]) -> dict:
+# Which way is better for each metric of the table: +1 higher, -1 lower; colourfulness: nearer the truth's.
+BETTER = {"psnr": 1, "ciede2000": -1, "auc": 1, "saturated_auc": 1, "hue_recall": 1, "grey_share": -1}
+
+
+def at_least_as_good(row: dict, reference: dict) -> bool:
+    """Whether row is no worse than reference on every metric of the table."""
+    no_worse = all(sign * (row[key] - reference[key]) >= 0 for key, sign in BETTER.items())
+    return no_worse and abs(1 - row["colourfulness_ratio"]) <= abs(1 - reference["colourfulness_ratio"])
+
+
+def choose(rows: list[dict], variants: dict[str, Path], must_beat: str | None = None) -> dict:
     """The rule in the module docstring, over the exported variants."""
     grey = next(row for row in rows if row["model"] == GREY_BASELINE)
     candidates = [row for row in rows if row["model"] in variants]
+    if must_beat:
+        reference = next(row for row in rows if row["model"] == must_beat)
+        candidates = [row for row in candidates if at_least_as_good(row, reference)]
+        if not candidates:
+            return reference
     clear = [
         row
         for row in candidates
@@ -139,6 +160,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", metavar="NAME=CHECKPOINT")
     parser.add_argument("--data", type=Path, required=True, help="photo validation folder (e.g. CORPUS/photo-val)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=ONNX", help="rows to show, not to choose")
+    parser.add_argument("--must-beat", metavar="NAME", help="a --compare row every candidate must match or beat")
     parser.add_argument("--models", type=Path, default=Path(".devdata/decoding-models"))
     # Fewer values make a sweep over hundreds of photos affordable on a 2-core machine.
     parser.add_argument("--temperatures", type=float, nargs="+", default=TEMPERATURES)
@@ -160,7 +182,7 @@ def main() -> None:
         name, _, path = entry.partition("=")
         card_name = model_of_file(report, path)
         next(row for row in rows if row["model"] == card_name)["model"] = name
-    chosen = choose(rows, variants)
+    chosen = choose(rows, variants, args.must_beat)
     result = {
         "checkpoints": {name: str(path) for name, path in runs.items()},
         "rule": __doc__.split("\n\n")[0].replace("\n", " "),
@@ -169,6 +191,7 @@ def main() -> None:
         "strengths": args.strengths,
         "lobe_softnesses": args.lobe_softnesses,
         "rebalance_undos": args.rebalance_undos,
+        "must_beat": args.must_beat,
         "rows": rows,
         "evaluation": {"data": str(args.data), "eval_size": report["eval_size"], "render_size": 384},
     }
@@ -176,7 +199,10 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(rows, chosen["model"]))
     print(markdown(rows, chosen["model"]))
-    print(f"chosen: {chosen['model']} ({args.models / chosen['model']}.onnx)")
+    if chosen["model"] in variants:
+        print(f"chosen: {chosen['model']} ({args.models / chosen['model']}.onnx)")
+    else:
+        print(f"chosen: {chosen['model']} (no variant is at least as good on every metric: keep it)")
 
 
 if __name__ == "__main__":

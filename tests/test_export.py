@@ -3,6 +3,7 @@ undone at decoding, and checkpoints packed on a GPU machine and unpacked here.""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the training extra")
 pytestmark = pytest.mark.train
 
+from conftest import REPO  # noqa: E402
 from train_helpers import tiny_config  # noqa: E402
 
 from colorit.train.export import NormalisedOutput, export, load_network, network_input  # noqa: E402
@@ -172,3 +174,34 @@ def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unp
         tmp_path / "back" / "recipe" / "best.pt", "back", tmp_path / "models", photo_folder / "val" / "rocket.jpg"
     )
     assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4 and card["training"]["steps"] == original["step"]
+
+
+def test_the_decoding_sweep_ships_only_a_variant_no_worse_than_the_shipped_model_when_asked():
+    """benchmarks/decoding_sweep.py's rule: the most right hue among variants at or above grey's PSNR; with
+    --must-beat, only among those no worse than the shipped model on every metric, or the shipped model."""
+    spec = importlib.util.spec_from_file_location("decoding_sweep", REPO / "benchmarks" / "decoding_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+
+    def row(model: str, psnr: float, ciede: float, recall: float, ratio: float) -> dict:
+        fixed = {"auc": 88.0, "saturated_auc": 80.0, "grey_share": 20.0}
+        return fixed | {
+            "model": model,
+            "psnr": psnr,
+            "ciede2000": ciede,
+            "hue_recall": recall,
+            "colourfulness_ratio": ratio,
+        }
+
+    rows = [
+        row("grey", 22.5, 11.6, 0.0, 0.0),
+        row("shipped", 22.6, 11.6, 44.0, 0.57),
+        row("more-hue-more-error", 22.6, 11.8, 44.6, 0.58),
+        row("better-on-all", 22.7, 11.3, 44.5, 0.62),
+        row("below-grey", 22.0, 12.5, 49.0, 0.80),
+    ]
+    variants = {name: Path(name) for name in ("more-hue-more-error", "better-on-all", "below-grey")}
+    assert sweep.choose(rows, variants)["model"] == "more-hue-more-error"
+    assert sweep.choose(rows, variants, must_beat="shipped")["model"] == "better-on-all"
+    del variants["better-on-all"]
+    assert sweep.choose(rows, variants, must_beat="shipped")["model"] == "shipped"

@@ -8,7 +8,7 @@ harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey'
 without one, the highest recall among those whose PSNR is at least grey's (the rule that picks
 checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR. With
 --must-beat NAME (a --compare row, the shipped model), only the variants at least as good as that row on
-every metric of the table count (a retrained model ships only where its card improves); without one,
+every metric of the table with a better side (colorit.metrics.BETTER_WHEN) count (a retrained model ships only where its card improves); without one,
 that row stays the choice.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
@@ -32,6 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
+from colorit.metrics import BETTER_WHEN, at_least_as_good
 from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -85,23 +86,15 @@ NO_HARM_PSNR_MARGIN = 1.0
 NO_HARM_CIEDE2000_MARGIN = 1.0
 
 
-# Which way is better for each metric of the table: +1 higher, -1 lower; colourfulness: nearer the truth's.
-BETTER = {"psnr": 1, "ciede2000": -1, "auc": 1, "saturated_auc": 1, "hue_recall": 1, "grey_share": -1}
-
-
-def at_least_as_good(row: dict, reference: dict) -> bool:
-    """Whether row is no worse than reference on every metric of the table."""
-    no_worse = all(sign * (row[key] - reference[key]) >= 0 for key, sign in BETTER.items())
-    return no_worse and abs(1 - row["colourfulness_ratio"]) <= abs(1 - reference["colourfulness_ratio"])
-
-
 def choose(rows: list[dict], variants: dict[str, Path], must_beat: str | None = None) -> dict:
     """The rule in the module docstring, over the exported variants."""
     grey = next(row for row in rows if row["model"] == GREY_BASELINE)
     candidates = [row for row in rows if row["model"] in variants]
     if must_beat:
         reference = next(row for row in rows if row["model"] == must_beat)
-        candidates = [row for row in candidates if at_least_as_good(row, reference)]
+        candidates = [
+            row for row in candidates if all(at_least_as_good(key, row[key], reference[key]) for key in BETTER_WHEN)
+        ]
         if not candidates:
             return reference
     clear = [

@@ -278,3 +278,25 @@ def colourfulness(rgb: np.ndarray) -> float:
 def _check_same_shape(first: np.ndarray, second: np.ndarray) -> None:
     if np.shape(first) != np.shape(second):
         raise ValueError(f"images differ in shape: {np.shape(first)} and {np.shape(second)}")
+
+
+# Which way is better for the evaluation table's metrics: higher, lower, or (the colourfulness ratio)
+# nearer the truth's 1. The share left grey has no better side of its own.
+BETTER_WHEN = {
+    "psnr": "higher",
+    "ciede2000": "lower",
+    "auc": "higher",
+    "saturated_auc": "higher",
+    "hue_recall": "higher",
+    "colourfulness_ratio": "nearer one",
+}
+
+
+def at_least_as_good(key: str, value: float, other: float) -> bool:
+    """Whether value is at least as good as other on the evaluation table's metric key (see BETTER_WHEN)."""
+    better_when = BETTER_WHEN[key]
+    if better_when == "higher":
+        return value >= other
+    if better_when == "lower":
+        return value <= other
+    return abs(value - 1) <= abs(other - 1)

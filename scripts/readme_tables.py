@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from colorit.metrics import BETTER_WHEN, at_least_as_good
 from colorit.session import bundled_models
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,13 +34,13 @@ ROW_LABELS = {
 }
 # column: (heading, format, which value is best: max, min, or closest to 1)
 COLUMNS = {
-    "psnr": ("PSNR dB", "{:.2f}", "max"),
-    "ciede2000": ("CIEDE2000", "{:.2f}", "min"),
-    "auc": ("AuC %", "{:.2f}", "max"),
-    "saturated_auc": ("saturated AuC %", "{:.2f}", "max"),
-    "hue_recall": ("hue-family recall %", "{:.1f}", "max"),
-    "grey_share": ("left grey %", "{:.1f}", None),
-    "colourfulness_ratio": ("colourfulness ratio", "{:.2f}", "one"),
+    "psnr": ("PSNR dB", "{:.2f}"),
+    "ciede2000": ("CIEDE2000", "{:.2f}"),
+    "auc": ("AuC %", "{:.2f}"),
+    "saturated_auc": ("saturated AuC %", "{:.2f}"),
+    "hue_recall": ("hue-family recall %", "{:.1f}"),
+    "grey_share": ("left grey %", "{:.1f}"),
+    "colourfulness_ratio": ("colourfulness ratio", "{:.2f}"),
 }
 HINT_ROWS = (
     ("hints_photo_val.json", "psnr", "PSNR dB, network + propagation", "{:.2f}"),
@@ -93,16 +94,6 @@ def training_sources_table() -> str:
     return "\n".join(lines)
 
 
-def is_better(key: str, value: float, other: float) -> bool:
-    """Whether value is at least as good as other on column key (colourfulness: nearer the truth's)."""
-    rule = COLUMNS[key][2]
-    if rule == "max":
-        return value >= other
-    if rule == "min":
-        return value <= other
-    return abs(value - 1) <= abs(other - 1)
-
-
 def quality_table(results_file: str, title: str) -> str:
     """One row per evaluated model (grey first, then the bundled models, then the others), the best value
     of each column in bold."""
@@ -110,16 +101,15 @@ def quality_table(results_file: str, title: str) -> str:
     order = list(ROW_LABELS)
     rows = sorted(report["table"], key=lambda row: order.index(row["model"]) if row["model"] in order else len(order))
     best = {}
-    for key, (_, _, rule) in COLUMNS.items():
+    for key in BETTER_WHEN:
         values = [row[key] for row in rows]
-        if rule:
-            best[key] = next(value for value in values if all(is_better(key, value, other) for other in values))
+        best[key] = next(value for value in values if all(at_least_as_good(key, value, other) for other in values))
     title = f"{title} ({report['images']} photos)"
-    lines = [f"| {title} | " + " | ".join(heading for heading, _, _ in COLUMNS.values()) + " |"]
+    lines = [f"| {title} | " + " | ".join(heading for heading, _ in COLUMNS.values()) + " |"]
     lines.append("|---" * (len(COLUMNS) + 1) + "|")
     for row in rows:
         cells = []
-        for key, (_, pattern, _) in COLUMNS.items():
+        for key, (_, pattern) in COLUMNS.items():
             text = pattern.format(row[key])
             cells.append(f"**{text}**" if key in best and row[key] == best[key] else text)
         lines.append(f"| {ROW_LABELS.get(row['model'], row['model'])} | " + " | ".join(cells) + " |")
@@ -172,7 +162,7 @@ def targets_table() -> str:
     ratio = default["colourfulness_ratio"]
     add("colourfulness 0.7 to 1.1 x the truth's", f"{ratio:.2f} x", 0.7 <= ratio <= 1.1)
     compared = ("psnr", "ciede2000", "auc", "hue_recall", "colourfulness_ratio")
-    behind = [COLUMNS[key][0] for key in compared if not is_better(key, default[key], photo["seed-ae"][key])]
+    behind = [COLUMNS[key][0] for key in compared if not at_least_as_good(key, default[key], photo["seed-ae"][key])]
     add("better than seed-ae on each of those", "behind on " + ", ".join(behind) if behind else "on all", not behind)
     for results_file, how, target in (
         ("hints_photo_val.json", "with propagation", 4.5),
@@ -181,9 +171,9 @@ def targets_table() -> str:
         gain = hint_gain(results_file, 10)
         add(f"10 simulated hints, {how}: >= +{target} dB", f"{gain:+.2f} dB", gain >= target)
     worse = [
-        heading
-        for key, (heading, _, rule) in COLUMNS.items()
-        if rule and not is_better(key, package["default"][key], package[PREVIOUS_DEFAULT][key])
+        COLUMNS[key][0]
+        for key in BETTER_WHEN
+        if not at_least_as_good(key, package["default"][key], package[PREVIOUS_DEFAULT][key])
     ]
     add(
         "package photo-val: no metric worse than the previous default's",

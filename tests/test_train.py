@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -151,9 +152,11 @@ def test_losses_ignore_grey_crops():
 def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     best = train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=2))
     assert best.exists() and (tmp_path / "last.pt").exists()
-    train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=4, resume=True))
+    # Resumed with larger crops, as a run moves to its final crop size in a later session.
+    train(dataclasses.replace(tiny_config(photo_folder, tmp_path, "seed-ae", steps=4, resume=True), crop=96))
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["step"] == 4
+    assert [(leg["from_step"], leg["config"]["crop"]) for leg in state["legs"]] == [(0, 64), (2, 96)]
     # 3 training photos, batch 4: four steps (two, then two resumed) drew 16, 6 epochs begun, 2 left of the last
     epoch, order = state["sampler_position"][0]
     assert epoch == 6 and len(order) == 2
@@ -170,6 +173,16 @@ def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     # An earlier step's weights, exported, still tell the whole run's budget and length (from last.pt).
     training = export(snapshots[0], "early", tmp_path / "models", photo_folder / "val" / "rocket.jpg")["training"]
     assert training["steps"] == 2 and training["run"]["steps"] == 4 and training["budget"]["steps"] == 4
+    # The card tells each leg's share of the run and its settings.
+    assert [(leg["steps"], leg["crop"]) for leg in training["legs"]] == [([0, 2], 64), ([2, 4], 96)]
+    assert training["legs"][0]["minutes"][1] == training["legs"][1]["minutes"][0]
+    assert [leg["budget"]["steps"] for leg in training["legs"]] == [2, 4]
+    # A checkpoint saved before runs kept their legs: its settings are known, not where they began.
+    del state["legs"]
+    torch.save(state, tmp_path / "last.pt")
+    train(tiny_config(photo_folder, tmp_path, "seed-ae", steps=6, resume=True))
+    legs = torch.load(tmp_path / "last.pt", weights_only=True)["legs"]
+    assert [(leg["from_step"], leg["config"]["crop"]) for leg in legs] == [(None, 96), (4, 64)]
 
 
 def test_validation_measures_grey_as_grey_and_the_truth_as_perfect(photo_folder):

@@ -190,11 +190,39 @@ def run_extent(checkpoint: Path, state: dict) -> dict:
     last = run_folder / "last.pt"
     if last.exists() and not last.samefile(checkpoint):
         state = torch.load(last, map_location="cpu", weights_only=True)
-    cfg = state["config"]
     return {
-        "budget": {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None},
+        "budget": budget_of(state["config"]),
         "run": {"steps": state["step"], "minutes": round(state["elapsed"] / 60, 2)},
+        "legs": run_legs(state),
     }
+
+
+def budget_of(cfg: dict) -> dict:
+    """A run's --minutes and --steps (None: no limit)."""
+    return {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None}
+
+
+LEG_KEYS = ("crop", "final_crop", "final_crop_from", "batch", "lr")
+
+
+def run_legs(state: dict) -> list[dict] | None:
+    """Each `colorit train` of the run up to the checkpoint: the steps and minutes it trained, the settings
+    that may change on resuming, and the hardware. None for a run that kept no legs; a leg recorded
+    before runs kept their legs has no known start (None)."""
+    legs = state.get("legs")
+    if legs is None:
+        return None
+    ends = [(leg["from_step"], leg["from_minutes"]) for leg in legs[1:]] + [(state["step"], state["elapsed"] / 60)]
+    return [
+        {
+            "steps": [leg["from_step"], end_step],
+            "minutes": [None if leg["from_minutes"] is None else round(leg["from_minutes"], 2), round(end_minutes, 2)],
+            "budget": budget_of(leg["config"]),
+            **{key: leg["config"][key] for key in LEG_KEYS},
+            "hardware": leg["hardware"],
+        }
+        for leg, (end_step, end_minutes) in zip(legs, ends)
+    ]
 
 
 def write_card(
@@ -236,7 +264,7 @@ def write_card(
             "batch_per_process": cfg["batch"],
             "processes": state.get("world_size", 1),
             "recipe": {key: cfg[key] for key in RECIPE_KEYS if key in cfg},
-            **run,  # budget and run: the whole run's
+            **run,  # budget, run and legs: the whole run's
             "steps": state["step"],
             "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
             "hardware": state.get("hardware", "unknown"),

@@ -327,19 +327,33 @@ def train(cfg: TrainConfig) -> Path:
             groups[name.startswith(encoder_prefixes)]["params"].append(parameter)
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    step, elapsed, best_score, history = 0, 0.0, -math.inf, []
+    step, elapsed, best_score, history, legs = 0, 0.0, -math.inf, [], []
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.resume and last_path.exists():
         state = torch.load(last_path, map_location=device, weights_only=True)  # a checkpoint must not run code
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed, best_score, history = state["step"], state["elapsed"], state["best_score"], state["history"]
+        # A checkpoint from before legs were kept knows only the settings it was last saved under, not
+        # the step at which they began.
+        legacy = {"from_step": None, "from_minutes": None, "config": state["config"], "hardware": state["hardware"]}
+        legs = state.get("legs") or [legacy]
         sampler.generator.set_state(state["sampler_rng"][rank % len(state["sampler_rng"])])
         hint_generator.set_state(state["hint_rng"][rank % len(state["hint_rng"])])
         if "sampler_position" in state:  # where this rank was in its epoch, so that no photo is skipped or repeated
             sampler.epoch, sampler.order = state["sampler_position"][rank % len(state["sampler_position"])]
         if rank == 0:
             print(f"colorit train: resumed from {last_path} at step {step} ({elapsed / 60:.1f} min)")
+    # Each `colorit train` of a run is a leg: a run resumed with other settings (larger crops, a longer
+    # --minutes, another machine) keeps what each leg trained with.
+    legs.append(
+        {
+            "from_step": step,
+            "from_minutes": elapsed / 60,
+            "config": asdict(cfg),
+            "hardware": hardware_description(device),
+        }
+    )
     model = objective
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
@@ -375,6 +389,7 @@ def train(cfg: TrainConfig) -> Path:
             "best_score": best_score,
             "history": history,
             "config": asdict(cfg),
+            "legs": legs,
             "sampler_rng": [g[0] for g in gathered],
             "hint_rng": [g[1] for g in gathered],
             "sampler_position": [g[2] for g in gathered],

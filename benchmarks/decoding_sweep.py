@@ -3,13 +3,13 @@ advance (before the photo-library runs were evaluated): export each checkpoint a
 temperature, hue-lobe softness (0: the annealed mean itself; see colorit/train/model_default.py) and
 share of the class rebalancing undone at decoding (0: the distribution as trained), give each export a
 card per grey-where-unsure strength, evaluate all of them on photo-val at the default working size, and
-keep the variant with the highest hue-family recall among those that clearly do no
-harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's targets);
-without one, the highest recall among those whose PSNR is at least grey's (the rule that picks
-checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR. With
---must-beat NAME (a --compare row, the shipped model), only the variants at least as good as that row on
-every metric of the table with a better side (colorit.metrics.BETTER_WHEN) count (a retrained model ships only where its card improves); without one,
-that row stays the choice.
+keep the variant with the highest hue-family recall among those that clearly do no harm per pixel (PSNR
+at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's targets); without one, the
+highest recall among those whose PSNR is at least grey's (the rule that picks checkpoints,
+colorit.train.train.selection_score); without one either, the highest PSNR. With --must-beat NAME (a
+--compare row, the shipped model), only the variants at least as good as that row on every metric of
+the table with a better side (colorit.metrics.BETTER_WHEN) count, as a retrained model ships only where
+its card improves; without one, that row stays the choice.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)

@@ -54,11 +54,15 @@ def code_cells(notebook) -> list:
 
 
 def text_outputs(cell) -> list:
-    """What a cell printed and displayed as text (streams, tables, reprs), in order."""
-    texts = []
+    """What a cell printed and displayed as text (streams, tables, reprs), in order. Consecutive chunks of
+    one stream are joined: where the kernel cuts a stream depends on timing, not on what was printed."""
+    texts: list = []
     for output in cell.outputs:
         if output.output_type == "stream":
-            texts.append((output.name, output.text))
+            if texts and texts[-1][0] == output.name:
+                texts[-1] = (output.name, texts[-1][1] + output.text)
+            else:
+                texts.append((output.name, output.text))
         elif output.output_type == "error":
             texts.append(("error", output.ename, output.evalue))
         elif output.output_type in ("display_data", "execute_result"):

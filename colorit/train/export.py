@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import asdict
@@ -102,7 +103,26 @@ def network_input(image_path: Path, channels: int, size: int | tuple[int, int] =
     return torch.cat([x, torch.zeros(1, channels - 1, height, width)], 1) if channels > 1 else x
 
 
+def decoding_folded(net: torch.nn.Module) -> torch.nn.Module:
+    """The network as the ONNX graph computes it: for the default network, a copy whose classifier gives the
+    decoding's logits directly. logits / temperature - undo * log(class weight) is affine in the classifier's
+    features, so it folds into the 1x1 convolution's weights and bias; the graph then has no elementwise pass
+    over every bin of every pixel for it (ONNX Runtime drops the division by the temperature of 1 left)."""
+    if not isinstance(net, ColorUNet):
+        return net
+    folded = copy.deepcopy(net)
+    with torch.no_grad():
+        temperature = folded.temperature.item()
+        folded.classifier.weight.div_(temperature)
+        folded.classifier.bias.copy_(folded.classifier.bias / temperature - net.rebalance_undo * net.log_class_weight)
+        folded.temperature.fill_(1.0)
+    folded.rebalance_undo = 0.0
+    return folded
+
+
 def export_onnx(net: torch.nn.Module, path: Path) -> None:
+    """Write the network's ONNX graph (decoding_folded), with dynamic batch, height and width."""
+    net = decoding_folded(net)
     channels = input_channels(net)
     dummy = torch.zeros(1, channels, 256, 256)
     tmp = path.with_suffix(".onnx.tmp")

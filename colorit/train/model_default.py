@@ -43,15 +43,18 @@ NEUTRAL_CHROMA = 15.0  # ab units: bins nearer grey belong to every lobe
 class Conv2dSame(nn.Conv2d):
     """Convolution with TensorFlow 'same' padding, which pads stride-2 convolutions more at the
     bottom/right; the pretrained weights were trained with it. Pads are static, so inputs must be
-    multiples of the stride (the network needs multiples of 32 anyway) and the ONNX graph stays simple."""
+    multiples of the stride (the network needs multiples of 32 anyway) and the ONNX graph stays simple.
+    Where 'same' is symmetric (every stride-1 convolution) the convolution pads by itself: a separate
+    Pad is a copy of the tensor in ONNX Runtime, which 43 of the network's 48 convolutions would make."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel, stride, padding=0, groups=groups, bias=False)
         total = max(kernel - stride, 0)
-        self.pads = (total // 2, total - total // 2) * 2  # left, right, top, bottom
+        before, after = total // 2, total - total // 2
+        super().__init__(cin, cout, kernel, stride, padding=before if before == after else 0, groups=groups, bias=False)
+        self.pads = (before, after) * 2 if before != after else None  # left, right, top, bottom
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pads))
+        return super().forward(F.pad(x, self.pads) if self.pads else x)
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2d:
@@ -165,7 +168,9 @@ class HintAttention(nn.Module):
         ys = torch.arange(height, device=features.device, dtype=features.dtype)[:, None].expand(height, width)
         xs = torch.arange(width, device=features.device, dtype=features.dtype)[None, :].expand(height, width)
         position = torch.stack([ys.flatten(), xs.flatten()], 1) / height  # [P, 2]
-        distance2 = (position[:, None, :] - position[None, :, :]).pow(2).sum(-1)  # [P, P]
+        # |p - q|^2 = |p|^2 + |q|^2 - 2 p.q: one MatMul, where every pair's difference is a [P, P, 2] tensor.
+        norm2 = position.pow(2).sum(1)
+        distance2 = (norm2[:, None] + norm2[None, :] - 2 * position @ position.T).clamp(min=0)  # [P, P]
         scores = query @ key * self.scale - F.softplus(self.distance_penalty) * distance2
         # Unhinted positions cannot be attended to: a large negative score, not -inf, keeps softmax finite.
         scores = scores + (present.flatten(2) - 1) * 1e4
@@ -176,16 +181,13 @@ class HintAttention(nn.Module):
 
 
 def hue_lobe_moments(bins: torch.Tensor) -> torch.Tensor:
-    """[Q, 3 * HUE_SECTORS]: for each lobe, its bins' a and b and 1 (0 for bins outside it), so that
-    probabilities @ this gives every lobe's a, b and mass in one MatMul."""
+    """[Q, 3 * HUE_SECTORS]: the bins' a of every lobe, then their b, then 1 (0 for bins outside the lobe),
+    so that probabilities @ this gives every lobe's a, b and mass in one MatMul, lobes innermost."""
     chroma = bins.norm(dim=1)
     sector = (torch.rad2deg(torch.atan2(bins[:, 1], bins[:, 0])) % 360 // (360 / HUE_SECTORS)).long()
-    columns = []
-    for centre in range(HUE_SECTORS):
-        distance = (sector - centre) % HUE_SECTORS
-        inside = (torch.minimum(distance, HUE_SECTORS - distance) <= LOBE_HALF_WIDTH) | (chroma < NEUTRAL_CHROMA)
-        columns.append(torch.cat([bins, torch.ones(len(bins), 1)], 1) * inside[:, None].float())
-    return torch.cat(columns, 1)
+    distance = (sector[:, None] - torch.arange(HUE_SECTORS)) % HUE_SECTORS  # [Q, lobes]
+    inside = (torch.minimum(distance, HUE_SECTORS - distance) <= LOBE_HALF_WIDTH) | (chroma[:, None] < NEUTRAL_CHROMA)
+    return torch.cat([bins[:, :1] * inside, bins[:, 1:] * inside, inside.float()], 1)
 
 
 class ColorUNet(nn.Module):
@@ -282,8 +284,11 @@ class ColorUNet(nn.Module):
         return up(ab), up(confidence)
 
     def dominant_lobe_mean(self, probs: torch.Tensor) -> torch.Tensor:
-        """probs [N, H, W, Q] -> ab [N, 2, H, W]: each lobe's mean, weighted by a softmax over the lobes' masses."""
-        lobes = (probs @ self.lobe_moments).unflatten(-1, (HUE_SECTORS, 3))
-        mass = lobes[..., 2:]
-        choice = torch.softmax(mass / self.hue_lobe_softness, dim=-2)
-        return (choice * lobes[..., :2] / mass.clamp(min=1e-6)).sum(-2).permute(0, 3, 1, 2)
+        """probs [N, H, W, Q] -> ab [N, 2, H, W]: each lobe's mean, weighted by a softmax over the lobes' masses.
+        The moments are divided by the softness first: the masses enter the softmax as they are, and each
+        lobe's mean, a ratio of its moments, is unchanged; the lobes innermost keep every elementwise step
+        free of broadcasting along the last axis (slow in ONNX Runtime)."""
+        lobes = (probs @ (self.lobe_moments / self.hue_lobe_softness)).unflatten(-1, (3, HUE_SECTORS))
+        mass = lobes[..., 2, :]
+        weight = torch.softmax(mass, dim=-1) / mass.clamp(min=1e-6 / self.hue_lobe_softness)
+        return (lobes[..., :2, :] * weight.unsqueeze(-2)).sum(-1).permute(0, 3, 1, 2)

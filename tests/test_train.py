@@ -185,6 +185,33 @@ def test_training_checkpoints_and_resumes(photo_folder, tmp_path):
     assert [(leg["from_step"], leg["config"]["crop"]) for leg in legs] == [(None, 96), (4, 64)]
 
 
+def test_a_run_can_start_from_another_runs_network(photo_folder, tmp_path):
+    """--init: a new run (its own optimizer and schedule) starts from another run's weights; its legs say
+    from which. At learning rate 0 the weights it saves are the ones it started from."""
+    train(tiny_config(photo_folder, tmp_path / "first", "seed-ae", steps=2))
+    init = str(tmp_path / "first" / "last.pt")
+    train(dataclasses.replace(tiny_config(photo_folder, tmp_path / "second", "seed-ae", steps=1), init=init, lr=0.0))
+    first = torch.load(init, weights_only=True)["objective"]
+    second = torch.load(tmp_path / "second" / "last.pt", weights_only=True)
+    assert second["step"] == 1 and first.keys() == second["objective"].keys()
+    assert all(torch.equal(first[key], second["objective"][key]) for key in first)
+    assert second["legs"][0]["config"]["init"] == init
+    with pytest.raises(ValueError, match="a seed-ae checkpoint, not default"):
+        train(dataclasses.replace(tiny_config(photo_folder, tmp_path / "third", "default", steps=1), init=init))
+    # From the command line, a file that is no checkpoint: one line naming it, no traceback, no run folder.
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    command = [sys.executable, "-m", "colorit", "train", "--data", str(photo_folder), "--out", str(tmp_path / "fourth")]
+    failed = subprocess.run(
+        [*command, "--steps", "1", "--model", "seed-ae", "--init", str(tmp_path / "notes.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert f"{tmp_path / 'notes.pt'}: not a weights-only training checkpoint" in failed.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "fourth").exists()
+
+
 def test_validation_measures_grey_as_grey_and_the_truth_as_perfect(photo_folder):
     """validate()'s PSNR and hue recall on a network that returns the true colour, and on one that returns none."""
     crops = train_data.CropSampler(

@@ -72,6 +72,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--min-scale", type=float, default=0.35, help="smallest crop, as a fraction of the shorter side"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        default="",
+        help="start from this checkpoint's network weights (another run's best.pt or last.pt, of the same "
+        "model), with a fresh optimizer and schedule, e.g. to fine-tune on your own photos or under "
+        "another recipe; --resume, once OUT/last.pt exists, continues this run instead",
+    )
     p.set_defaults(run=run)
 
 

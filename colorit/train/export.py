@@ -222,7 +222,7 @@ def budget_of(cfg: dict) -> dict:
     return {"minutes": cfg.get("minutes") or None, "steps": cfg.get("steps") or None}
 
 
-LEG_KEYS = ("crop", "final_crop", "final_crop_from", "batch", "lr")
+LEG_KEYS = ("crop", "final_crop", "final_crop_from", "batch", "lr", "init")
 
 
 def run_legs(state: dict) -> list[dict] | None:
@@ -238,7 +238,7 @@ def run_legs(state: dict) -> list[dict] | None:
             "steps": [leg["from_step"], end_step],
             "minutes": [None if leg["from_minutes"] is None else round(leg["from_minutes"], 2), round(end_minutes, 2)],
             "budget": budget_of(leg["config"]),
-            **{key: leg["config"][key] for key in LEG_KEYS},
+            **{key: leg["config"].get(key) for key in LEG_KEYS},  # a run from before --init has no "init"
             "hardware": leg["hardware"],
         }
         for leg, (end_step, end_minutes) in zip(legs, ends)

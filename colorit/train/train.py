@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -80,6 +81,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     resume: bool = False
+    init: str = ""  # a checkpoint whose network weights the run starts from (not its optimizer or schedule)
 
 
 def build_model(name: str) -> nn.Module:
@@ -120,6 +122,20 @@ class Objective(nn.Module):
         if self.regression_weight:
             loss = loss + self.regression_weight * expected_ab_loss(logits, ab, self.net.ab_bins, weight)
         return loss
+
+
+def initial_weights(checkpoint: Path, model: str) -> dict[str, torch.Tensor]:
+    """Another run's network weights, for --init (read before anything is loaded or written, so that a
+    wrong file fails at once). The run's own class rebalancing weights stay: they come from its data and
+    --rebalance."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{checkpoint}: not a weights-only training checkpoint ({reason})") from exc
+    if state["config"]["model"] != model:
+        raise ValueError(f"{checkpoint}: a {state['config']['model']} checkpoint, not {model}")
+    return {k.removeprefix("net."): v for k, v in state["objective"].items() if k.startswith("net.")}
 
 
 def _colour_prior(sampler: CropSampler, crop: int, bins: torch.Tensor, mix: float) -> torch.Tensor:
@@ -282,6 +298,8 @@ def train(cfg: TrainConfig) -> Path:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     out = Path(cfg.out)
+    resuming = cfg.resume and (out / "last.pt").exists()
+    init_weights = initial_weights(Path(cfg.init), cfg.model) if cfg.init and not resuming else None
     out.mkdir(parents=True, exist_ok=True)
     if cfg.encoder not in ENCODER_MODES or cfg.bn_stats not in BN_MODES:
         raise ValueError(f"encoder must be one of {ENCODER_MODES} and bn_stats one of {BN_MODES}")
@@ -329,7 +347,9 @@ def train(cfg: TrainConfig) -> Path:
 
     step, elapsed, best_score, history, legs = 0, 0.0, -math.inf, [], []
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if cfg.resume and last_path.exists():
+    if init_weights is not None:
+        net.load_state_dict(init_weights, strict=True)
+    if resuming:
         state = torch.load(last_path, map_location=device, weights_only=True)  # a checkpoint must not run code
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])

@@ -32,7 +32,7 @@ ROW_LABELS = {
     "seed-ae": "seed-ae",
     PREVIOUS_DEFAULT: "default before the photo library (commit a957912)",
 }
-# column: (heading, format, which value is best: max, min, or closest to 1)
+# column: (heading, format); which value is best: colorit.metrics.BETTER_WHEN
 COLUMNS = {
     "psnr": ("PSNR dB", "{:.2f}"),
     "ciede2000": ("CIEDE2000", "{:.2f}"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -80,12 +79,7 @@ def run(args: argparse.Namespace) -> int:
             args.hue_lobe_softness,
             args.rebalance_undo,
         )
-    except pickle.UnpicklingError as exc:
-        # torch.load(weights_only=True) refuses anything but tensors and plain data: no code runs
-        reason = str(exc).splitlines()[0] if str(exc) else "not a checkpoint"
-        print(f"colorit export: {args.checkpoint}: not a weights-only training checkpoint ({reason})", file=sys.stderr)
-        return 1
-    except ValueError as exc:
+    except ValueError as exc:  # a file that is no checkpoint among them (read_checkpoint)
         print(f"colorit export: {exc}", file=sys.stderr)
         return 1
     print(

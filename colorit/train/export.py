@@ -21,7 +21,7 @@ from colorit.train.losses import ab_bins
 from colorit.train.model_default import ColorUNet
 from colorit.train.model_seed_ae import SeedAutoencoder
 from colorit.train.photo_library import library_provenance
-from colorit.train.train import SNAPSHOTS
+from colorit.train.train import SNAPSHOTS, network_weights, read_checkpoint
 
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder, which sees L alone (decoder "
@@ -67,15 +67,10 @@ def load_network(
     """The network of a training checkpoint (weights from the checkpoint, nothing downloaded), decoding at
     the given temperature, hue-lobe softness and share of the class rebalancing undone (default: the
     checkpoint's temperature, the annealed mean, as trained)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
+    state = read_checkpoint(checkpoint)
     name = state["config"]["model"]
     net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
-    weights = {
-        k.removeprefix("net."): v.float() if v.is_floating_point() else v
-        for k, v in state["objective"].items()
-        if k.startswith("net.")
-    }
-    net.load_state_dict(weights, strict=True)
+    net.load_state_dict(network_weights(state), strict=True)
     if isinstance(net, ColorUNet):
         if temperature is not None:
             net.temperature.fill_(temperature)
@@ -209,7 +204,7 @@ def run_extent(checkpoint: Path, state: dict) -> dict:
     run_folder = checkpoint.parent.parent if checkpoint.parent.name == SNAPSHOTS else checkpoint.parent
     last = run_folder / "last.pt"
     if last.exists() and not last.samefile(checkpoint):
-        state = torch.load(last, map_location="cpu", weights_only=True)
+        state = read_checkpoint(last)
     return {
         "budget": budget_of(state["config"]),
         "run": {"steps": state["step"], "minutes": round(state["elapsed"] / 60, 2)},

@@ -124,18 +124,33 @@ class Objective(nn.Module):
         return loss
 
 
+def read_checkpoint(checkpoint: Path) -> dict:
+    """A training checkpoint's state, on the CPU; ValueError naming the file when it is none.
+    weights_only: torch.load refuses anything but tensors and plain data, so a checkpoint runs no code."""
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{checkpoint}: not a weights-only training checkpoint ({reason})") from exc
+
+
+def network_weights(state: dict) -> dict[str, torch.Tensor]:
+    """The network's weights of a checkpoint's state (its objective's "net." entries), floats as float32."""
+    return {
+        k.removeprefix("net."): v.float() if v.is_floating_point() else v
+        for k, v in state["objective"].items()
+        if k.startswith("net.")
+    }
+
+
 def initial_weights(checkpoint: Path, model: str) -> dict[str, torch.Tensor]:
     """Another run's network weights, for --init (read before anything is loaded or written, so that a
     wrong file fails at once). The run's own class rebalancing weights stay: they come from its data and
     --rebalance."""
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # a checkpoint must not run code
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{checkpoint}: not a weights-only training checkpoint ({reason})") from exc
+    state = read_checkpoint(checkpoint)
     if state["config"]["model"] != model:
         raise ValueError(f"{checkpoint}: a {state['config']['model']} checkpoint, not {model}")
-    return {k.removeprefix("net."): v for k, v in state["objective"].items() if k.startswith("net.")}
+    return network_weights(state)
 
 
 def _colour_prior(sampler: CropSampler, crop: int, bins: torch.Tensor, mix: float) -> torch.Tensor:
@@ -298,7 +313,8 @@ def train(cfg: TrainConfig) -> Path:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     out = Path(cfg.out)
-    resuming = cfg.resume and (out / "last.pt").exists()
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    resuming = cfg.resume and last_path.exists()
     init_weights = initial_weights(Path(cfg.init), cfg.model) if cfg.init and not resuming else None
     out.mkdir(parents=True, exist_ok=True)
     if cfg.encoder not in ENCODER_MODES or cfg.bn_stats not in BN_MODES:
@@ -346,7 +362,6 @@ def train(cfg: TrainConfig) -> Path:
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     step, elapsed, best_score, history, legs = 0, 0.0, -math.inf, [], []
-    last_path, best_path = out / "last.pt", out / "best.pt"
     if init_weights is not None:
         net.load_state_dict(init_weights, strict=True)
     if resuming:

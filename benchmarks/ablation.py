@@ -13,11 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.train.export import export
-from colorit.train.train import VALIDATION_TEMPERATURE, VALIDATION_UNSURE_GREY
+from colorit.train.train import VALIDATION_TEMPERATURE, VALIDATION_UNSURE_GREY, read_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Trained rows: folder name -> what differs from the recipe (scripts/ablation_train.sh).
@@ -72,10 +70,10 @@ def export_rows(runs: Path, models: Path) -> dict[str, tuple[Path, str]]:
 def training_summary(runs: Path, row: str) -> dict:
     """The selected step and the run's curve; a run whose last.pt stayed on a GPU machine
     (scripts/pack_checkpoints.py --best-only) has its curve up to the selected step only."""
-    state = torch.load(runs / row / "best.pt", map_location="cpu", weights_only=True)
+    state = read_checkpoint(runs / row / "best.pt")
     summary = {"selected_step": state["step"], "last_step": None, "minutes": None, "epochs": None}
     if (runs / row / "last.pt").is_file():
-        state = torch.load(runs / row / "last.pt", map_location="cpu", weights_only=True)
+        state = read_checkpoint(runs / row / "last.pt")
         summary |= {"last_step": state["step"], "minutes": round(state["elapsed"] / 60, 1)}
         summary["epochs"] = state["history"][-1]["epoch"]
     return summary | {"history": state["history"]}

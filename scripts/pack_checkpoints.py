@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from colorit.train.train import build_model
+from colorit.train.train import build_model, read_checkpoint
 
 SAME_AS_BEST = "same as best"
 
@@ -50,11 +50,11 @@ def pack(runs: Path, out: Path, best_only: set[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for best_path in sorted(runs.glob("*/best.pt")):
         row = best_path.parent.name
-        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        best = read_checkpoint(best_path)
         last_path = best_path.with_name("last.pt")
         last: dict | str | None = None  # None: left behind
         if row not in best_only and last_path.is_file():
-            last = torch.load(last_path, map_location="cpu", weights_only=True)
+            last = read_checkpoint(last_path)
             last = SAME_AS_BEST if last["step"] == best["step"] else shrink(last)
         torch.save({"best": shrink(best), "last": last}, out / f"{row}.pt")
         print(f"{row}: best step {best['step']}, {(out / f'{row}.pt').stat().st_size / 2**20:.1f} MiB")

@@ -19,7 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import torch  # noqa: E402
+
+from colorit.train.train import read_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 KEPT = (
@@ -43,8 +44,8 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="names the outputs: training_NAME.json and .png")
     parser.add_argument("--chosen", type=Path, help="the checkpoint shipped (default: RUN/best.pt)")
     args = parser.parse_args()
-    last = torch.load(args.run / "last.pt", map_location="cpu", weights_only=True)
-    chosen = torch.load(args.chosen or args.run / "best.pt", map_location="cpu", weights_only=True)["step"]
+    last = read_checkpoint(args.run / "last.pt")
+    chosen = read_checkpoint(args.chosen or args.run / "best.pt")["step"]
     history = [{key: record[key] for key in KEPT if key in record} for record in last["history"]]
     result = {
         "run": args.run.name,

@@ -332,6 +332,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "warm-restart": lambda: (RESULTS / "decoding_sweep_warm_restart.md").read_text().strip(),
     "decoding-lobe": lambda: (RESULTS / "decoding_sweep_lobe.md").read_text().strip(),
     "decoding-undo": lambda: (RESULTS / "decoding_sweep_undo.md").read_text().strip(),
+    "decoding-finetune": lambda: (RESULTS / "decoding_sweep_finetune.md").read_text().strip(),
     "hint-propagation": lambda: (RESULTS / "hint_propagation_sweep.md").read_text().strip(),
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.

@@ -365,7 +365,8 @@ def train(cfg: TrainConfig) -> Path:
     if init_weights is not None:
         net.load_state_dict(init_weights, strict=True)
     if resuming:
-        state = torch.load(last_path, map_location=device, weights_only=True)  # a checkpoint must not run code
+        # Read on the CPU: load_state_dict moves the weights and the optimizer state to the device.
+        state = read_checkpoint(last_path)
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed, best_score, history = state["step"], state["elapsed"], state["best_score"], state["history"]

@@ -5,8 +5,10 @@ batch 1) for both bundled models on this machine.
 
     python benchmarks/bench_models.py [--previous OLD.onnx]   # writes benchmarks/results/models.json
 
-The network time at 384 x 288 is what a 4:3 one-megapixel photo costs at the default working size;
---previous times another .onnx file (e.g. the default model before a retraining) in the same run.
+The 1 MP time is what a 4:3 one-megapixel photo costs the network at the model's own working size (its
+card's, padded to multiples of 32 as the session pads); 384 x 288 times every model at the same size.
+--previous times another .onnx file (e.g. the default model before a retraining, with its card beside
+it) in the same run.
 
 Medians of several runs: the machine is noisy. Needs the training extra (torch).
 """
@@ -26,7 +28,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from colorit.session import MODELS_DIR, cpu_count
+from colorit.pipeline import working_size
+from colorit.session import MODELS_DIR, SIZE_MULTIPLE, cpu_count, load_model
 from colorit.train.data import make_batch
 from colorit.train.train import (
     ENCODER_MODES,
@@ -77,13 +80,22 @@ def training_images_per_second(name: str, size: int, batch: int, steps: int, enc
 
 
 INFERENCE_SIZES = {"256": (256, 256), "512": (512, 512), "384x288": (288, 384)}
+ONE_MEGAPIXEL = (1155, 866)  # (width, height) of a 4:3 photo of one megapixel
 
 
-def inference_ms(paths: dict[str, Path], height: int, width: int, runs: int = 15) -> dict[str, float]:
-    """Median ONNX Runtime time of each model at one size, the models' runs interleaved so that the
-    machine's noise falls on all of them alike (sessions set up as colorit's own: no spinning threads)."""
+def one_megapixel_input(path: Path) -> tuple[int, int]:
+    """(height, width) of the network's input for ONE_MEGAPIXEL at the model's own working size."""
+    width, height = working_size(*ONE_MEGAPIXEL, load_model(path, device="cpu").default_render_size)
+    return height + -height % SIZE_MULTIPLE, width + -width % SIZE_MULTIPLE
+
+
+def inference_ms(paths: dict[str, Path], sizes: dict[str, tuple[int, int]], runs: int = 15) -> dict[str, float]:
+    """Median ONNX Runtime time of each model at its (height, width) in sizes, the models' runs interleaved
+    so that the machine's noise falls on all of them alike (sessions set up as colorit's own: no spinning
+    threads)."""
     inputs = {}
     for name, path in paths.items():
+        height, width = sizes[name]
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_count()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -116,7 +128,9 @@ def main() -> None:
     paths = {name: MODELS_DIR / f"{name}.onnx" for name in ("default", "seed-ae")}
     if args.previous:
         paths["previous"] = args.previous
-    inference = {label: inference_ms(paths, height, width) for label, (height, width) in INFERENCE_SIZES.items()}
+    inference = {label: inference_ms(paths, dict.fromkeys(paths, size)) for label, size in INFERENCE_SIZES.items()}
+    own_inputs = {name: one_megapixel_input(path) for name, path in paths.items()}
+    inference["1mp"] = inference_ms(paths, own_inputs)
     for name in ("default", "seed-ae"):
         row = {}
         for size, batch, steps in ((128, 16, 4), (256, 8, 3)):
@@ -127,12 +141,14 @@ def main() -> None:
                     training_images_per_second(name, 128, 16, 4, encoder), 2
                 )
         row |= {f"onnx_ms_{label}": times[name] for label, times in inference.items()}
+        row["input_1mp"] = "{1} x {0}".format(*own_inputs[name])
         results["models"][name] = row
         print(name, row, flush=True)
     if args.previous:
         results["previous"] = {
             "file": str(args.previous),
             **{f"onnx_ms_{label}": times["previous"] for label, times in inference.items()},
+            "input_1mp": "{1} x {0}".format(*own_inputs["previous"]),
         }
         print("previous", results["previous"], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

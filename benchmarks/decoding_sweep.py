@@ -1,21 +1,21 @@
-"""Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in
-advance (before the photo-library runs were evaluated): export each checkpoint at every annealed-mean
+"""Choose how a trained model decodes, and which of several trained runs ships, by a rule fixed in advance
+(before the photo-library runs were evaluated): export each checkpoint at every annealed-mean
 temperature, hue-lobe softness (0: the annealed mean itself; see colorit/train/model_default.py) and
 share of the class rebalancing undone at decoding (0: the distribution as trained), give each export a
-card per grey-where-unsure strength, evaluate all of them on photo-val at the default working size, and
-keep the variant with the highest hue-family recall among those that clearly do no harm per pixel (PSNR
-at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's targets); without one, the
-highest recall among those whose PSNR is at least grey's (the rule that picks checkpoints,
-colorit.train.train.selection_score); without one either, the highest PSNR. With --must-beat NAME (a
---compare row, the shipped model), only the variants at least as good as that row on every metric of
-the table with a better side (colorit.metrics.BETTER_WHEN) count, as a retrained model ships only where
-its card improves; without one, that row stays the choice.
+card per grey-where-unsure strength and working size, evaluate all of them on photo-val, each at its
+card's working size, and keep the variant with the highest hue-family recall among those that clearly do
+no harm per pixel (PSNR at least grey's + 1 dB and CIEDE2000 at least 1 below grey's: issue 19's
+targets); without one, the highest recall among those whose PSNR is at least grey's (the rule that picks
+checkpoints, colorit.train.train.selection_score); without one either, the highest PSNR. With --must-beat
+NAME (a --compare row, the shipped model), only the variants at least as good as that row on every metric
+of the table with a better side (colorit.metrics.BETTER_WHEN) count, as a retrained model ships only
+where its card improves; without one, that row stays the choice.
 
 Usage: python benchmarks/decoding_sweep.py NAME=CHECKPOINT [NAME=CHECKPOINT ...] --data CORPUS
        [--compare NAME=ONNX ...]   (rows shown beside the variants but never chosen, e.g. the shipped model)
        [--must-beat NAME]
-Variants are named NAME-T<temperature>[-lobe<softness>][-undo<share>]-g<strength>. Needs the training
-extra (export).
+Variants are named NAME-T<temperature>[-lobe<softness>][-undo<share>]-g<strength>[-ws<size>] (no -ws:
+the export's default working size). Needs the training extra (export).
 Results: benchmarks/results/decoding_sweep.json and .md (--out); the chosen variant's files are in
 --models (NAME-T..-g...onnx/.json), ready to copy into colorit/models.
 """
@@ -33,13 +33,14 @@ from pathlib import Path
 
 from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.metrics import BETTER_WHEN, at_least_as_good
-from colorit.train.export import export
+from colorit.train.export import DEFAULT_RENDER_SIZE, export
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEMPERATURES = (0.38, 0.6, 1.0)
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 LOBE_SOFTNESSES = (0.0,)
 REBALANCE_UNDOS = (0.0,)
+RENDER_SIZES = (DEFAULT_RENDER_SIZE,)
 METRICS = ("psnr", "ciede2000", "auc", "saturated_auc", "hue_recall", "grey_share", "colourfulness_ratio")
 
 
@@ -50,9 +51,10 @@ def export_variants(
     strengths: Sequence[float],
     lobe_softnesses: Sequence[float] = LOBE_SOFTNESSES,
     rebalance_undos: Sequence[float] = REBALANCE_UNDOS,
+    render_sizes: Sequence[int] = RENDER_SIZES,
 ) -> dict[str, Path]:
     """variant name -> .onnx path: one ONNX export per (run, temperature, lobe softness, rebalance undo); the
-    strength lives in the card."""
+    strength and the working size live in the card."""
     variants = {}
     for run, checkpoint in runs.items():
         for temperature, softness, undo in itertools.product(temperatures, lobe_softnesses, rebalance_undos):
@@ -71,11 +73,12 @@ def export_variants(
                 rebalance_undo=undo,
             )
             card = json.loads((models / f"{base}.json").read_text())
-            for strength in strengths:
-                name = f"{base}-g{strength:g}"
+            for strength, size in itertools.product(strengths, render_sizes):
+                name = f"{base}-g{strength:g}" + (f"-ws{size}" if size != DEFAULT_RENDER_SIZE else "")
                 shutil.copyfile(models / f"{base}.onnx", models / f"{name}.onnx")
                 (models / f"{name}.json").write_text(
-                    json.dumps(card | {"name": name, "unsure_grey_strength": strength}, indent=2) + "\n"
+                    json.dumps(card | {"name": name, "unsure_grey_strength": strength, "render_size": size}, indent=2)
+                    + "\n"
                 )
                 variants[name] = models / f"{name}.onnx"
     return variants
@@ -160,12 +163,19 @@ def main() -> None:
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
     parser.add_argument("--lobe-softnesses", type=float, nargs="+", default=LOBE_SOFTNESSES)
     parser.add_argument("--rebalance-undos", type=float, nargs="+", default=REBALANCE_UNDOS)
+    parser.add_argument("--render-sizes", type=int, nargs="+", default=RENDER_SIZES, help="working sizes (px)")
     parser.add_argument("--workers", type=int, default=1, help="evaluating processes")
     parser.add_argument("--out", type=Path, default=RESULTS / "decoding_sweep.json")
     args = parser.parse_args()
     runs = {name: Path(path) for name, _, path in (run.partition("=") for run in args.runs)}
     variants = export_variants(
-        runs, args.models, args.temperatures, args.strengths, args.lobe_softnesses, args.rebalance_undos
+        runs,
+        args.models,
+        args.temperatures,
+        args.strengths,
+        args.lobe_softnesses,
+        args.rebalance_undos,
+        args.render_sizes,
     )
     compared = [path for _, _, path in (entry.partition("=") for entry in args.compare)]
     models = [str(path) for path in variants.values()] + compared
@@ -184,9 +194,11 @@ def main() -> None:
         "strengths": args.strengths,
         "lobe_softnesses": args.lobe_softnesses,
         "rebalance_undos": args.rebalance_undos,
+        "render_sizes": args.render_sizes,
         "must_beat": args.must_beat,
         "rows": rows,
-        "evaluation": {"data": str(args.data), "eval_size": report["eval_size"], "render_size": 384},
+        # each variant at its card's working size; a --compare row at its own card's
+        "evaluation": {"data": str(args.data), "eval_size": report["eval_size"], "render_size": "each card's"},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

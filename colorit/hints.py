@@ -22,8 +22,8 @@ from colorit.limits import MAX_HINTS, MAX_HINTS_JSON_BYTES
 
 AB_SCALE = 110.0  # the model contract: hint channels carry ab / 110
 MAX_AB = 128.0  # sRGB colours stay within about +-110
-# Default radius as a fraction of the longer side: at the usual working size (~384 px) this is a
-# patch of about 5 px, the middle of the 1..9 px patches the hint network is trained with.
+# Default radius as a fraction of the longer side: at the usual working sizes (288 to 384 px) this is a
+# patch of 3 to 5 px, within the 1..9 px patches the hint network is trained with.
 DEFAULT_RADIUS_FRACTION = 1 / 192
 _HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 

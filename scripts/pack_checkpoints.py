@@ -24,7 +24,9 @@ SAME_AS_BEST = "same as best"
 def reference_weights(config: dict) -> dict[str, torch.Tensor]:
     """The objective's state as it was before training (pretrained encoder, seeded new layers)."""
     torch.manual_seed(config["seed"])
-    return {f"net.{k}": v for k, v in build_model(config["model"]).state_dict().items()}
+    return {
+        f"net.{k}": v for k, v in build_model(config["model"], config.get("global_context", False)).state_dict().items()
+    }
 
 
 def shrink(state: dict) -> dict:

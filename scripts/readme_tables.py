@@ -188,8 +188,13 @@ def targets_table() -> str:
         not loud,
     )
     speed = load("models.json")
-    now, before = speed["models"]["default"]["onnx_ms_384x288"], speed["previous"]["onnx_ms_384x288"]
-    add("network time at 1 MP's working size not above the previous", f"{now} ms (previous {before} ms)", now <= before)
+    now, before = speed["models"]["default"], speed["previous"]
+    add(
+        "network time for a 1 MP photo not above the previous",
+        f"{now['onnx_ms_1mp']} ms at its working size, input {now['input_1mp']} (previous {before['onnx_ms_1mp']} ms"
+        f" at {before['input_1mp']}); both at 384 x 288: {now['onnx_ms_384x288']} ms ({before['onnx_ms_384x288']} ms)",
+        now["onnx_ms_1mp"] <= before["onnx_ms_1mp"] and now["onnx_ms_384x288"] <= before["onnx_ms_384x288"],
+    )
     return "\n".join(lines)
 
 
@@ -233,19 +238,56 @@ def reference_table() -> str:
     return "\n".join(lines)
 
 
+def ray_table() -> str:
+    """`--ray` against `--workers 2` on this machine, from benchmarks/bench_ray.py (ray.json), and what one
+    node's steady rate makes of more nodes."""
+    report = load("ray.json")
+    modes = {
+        "workers_2": "`--workers 2`",
+        "ray_local": "`--ray` (starts Ray)",
+        "ray_joined": "`--ray ADDRESS` (Ray already running)",
+    }
+    lines = [
+        f"{report['images']} one-megapixel JPEGs on this {report['machine']['cpus']}-core machine "
+        f"(`python benchmarks/bench_ray.py`, {report['date']}, medians of {report['workers_2']['runs']}, "
+        "in `benchmarks/results/ray.json`):",
+        "",
+        "| | whole command | start-up to first output | then, per image |",
+        "|---|---|---|---|",
+    ]
+    for key, label in modes.items():
+        run = report[key]
+        ratio = f", {report[key + '_time_ratio']:.2f}x" if key != "workers_2" else ""
+        lines.append(
+            f"| {label} | {run['seconds']:.1f} s ({run['images_per_s']:.1f} images/s){ratio} "
+            f"| {run['startup_s']:.1f} s | {run['steady_ms_per_image']:.0f} ms |"
+        )
+    per_node = 1000 / report["ray_joined"]["steady_ms_per_image"]
+    per_cpu = per_node / report["machine"]["cpus"]
+    lines += [
+        "",
+        f"Once running, one node like this one colorizes {per_node:.1f} images/s (`--ray ADDRESS`'s steady rate), "
+        f"about {per_cpu:.1f} per CPU: 10 such nodes about {10 * per_node:.0f} images/s, an 8-CPU node about "
+        f"{8 * per_cpu:.0f}.",
+    ]
+    return "\n".join(lines)
+
+
 def speed_table() -> str:
     """The bundled models' speed on this machine, from benchmarks/bench_pipeline.py (pipeline.json) and
     benchmarks/bench_models.py (models.json)."""
     pipeline, networks = load("pipeline.json"), load("models.json")
     names = list(pipeline["models"])
     targets = pipeline["targets"]
-    previous = networks["previous"]["onnx_ms_384x288"]
+    previous = networks["previous"]
 
     def row(label: str, cell: Callable[[str], str], target: str = "") -> str:
         return f"| {label} | " + " | ".join(cell(name) for name in names) + f" | {target} |"
 
-    def default_then(name: str, text: str) -> str:
-        return f"{text} (the default before: {previous} ms in the same run)" if name == "default" else text
+    def default_then(name: str, key: str) -> str:
+        """The model's time under key, and the previous default's beside the default's."""
+        text = f"{networks['models'][name][key]} ms"
+        return f"{text} (the default before: {previous[key]} ms in the same run)" if name == "default" else text
 
     lines = [
         "| | " + " | ".join(names) + " | target |",
@@ -272,8 +314,15 @@ def speed_table() -> str:
             lambda name: "{onnx_ms_256} / {onnx_ms_512} ms".format(**networks["models"][name]),
         ),
         row(
-            "network alone at the working size of a 1-megapixel photo (384 x 288)",
-            lambda name: default_then(name, f"{networks['models'][name]['onnx_ms_384x288']} ms"),
+            "network alone for a 1-megapixel photo, at the model's working size (input: "
+            + ", ".join(f"{name} {networks['models'][name]['input_1mp']}" for name in names)
+            + f"; the default before: {previous['input_1mp']})",
+            lambda name: default_then(name, "onnx_ms_1mp"),
+            "not above the default before",
+        ),
+        row(
+            "network alone at 384 x 288",
+            lambda name: default_then(name, "onnx_ms_384x288"),
             "not above the default before",
         ),
         row(
@@ -321,6 +370,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "hints": hint_table,
     "targets": targets_table,
     "speed": speed_table,
+    "ray": ray_table,
     "web-load": web_load_table,
     "training-sources": training_sources_table,
     "models": models_table,
@@ -333,6 +383,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "decoding-lobe": lambda: (RESULTS / "decoding_sweep_lobe.md").read_text().strip(),
     "decoding-undo": lambda: (RESULTS / "decoding_sweep_undo.md").read_text().strip(),
     "decoding-finetune": lambda: (RESULTS / "decoding_sweep_finetune.md").read_text().strip(),
+    "working-size": lambda: (RESULTS / "decoding_sweep_working_size.md").read_text().strip(),
+    "decoding-finetune-288": lambda: (RESULTS / "decoding_sweep_finetune_288.md").read_text().strip(),
     "hint-propagation": lambda: (RESULTS / "hint_propagation_sweep.md").read_text().strip(),
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.

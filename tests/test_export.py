@@ -3,6 +3,7 @@ undone at decoding, and checkpoints packed on a GPU machine and unpacked here.""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.train
 from conftest import REPO  # noqa: E402
 from train_helpers import tiny_config  # noqa: E402
 
+from colorit.session import DEFAULT_RENDER_SIZE, load_model  # noqa: E402
 from colorit.train.export import NormalisedOutput, export, load_network, network_input  # noqa: E402
 from colorit.train.losses import ab_bins  # noqa: E402
 from colorit.train.model_default import ColorUNet, load_pretrained_lite0  # noqa: E402
@@ -48,6 +50,43 @@ def test_export_matches_pytorch_and_takes_any_size(photo_folder, tiny_default_ch
     assert np.abs(ab - expected_ab).max() <= 1e-4
     assert np.abs(confidence - expected_confidence).max() <= 1e-4
     assert confidence.shape == (1, 1, 96, 160) and 0 <= confidence.min() and confidence.max() <= 1
+
+
+def test_a_global_context_added_by_init_starts_as_nothing_then_learns_and_exports(
+    photo_folder, tiny_default_checkpoint, tmp_path
+):
+    """--global-context from --init of a network without one: at learning rate 0 the context adds nothing
+    (its last layer starts at zero; the decoder's BatchNorm statistics still follow the batches); trained,
+    it moves, and its ONNX graph matches PyTorch at a size other than the training crop's (the picture's
+    mean is taken over whatever size comes in)."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+
+    def run(name: str, **changes) -> Path:
+        config = tiny_config(photo_folder, tmp_path / name, "default", steps=2)
+        changes = {"init": str(tiny_default_checkpoint), "global_context": True} | changes
+        train(dataclasses.replace(config, **changes))
+        return tmp_path / name / "last.pt"
+
+    x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (1, 4, 96, 160)).astype(np.float32))
+    x[:, 1:] = 0
+
+    def ab_of(net: torch.nn.Module) -> np.ndarray:
+        with torch.no_grad():
+            return NormalisedOutput(net).eval()(x)[0].numpy()
+
+    still, _ = load_network(run("still", lr=0.0))
+    with_context = ab_of(still)
+    still.global_context = None
+    assert np.array_equal(with_context, ab_of(still))
+    trained = run("trained")
+    context = torch.load(trained, weights_only=True)["objective"]["net.global_context.mlp.2.weight"]
+    assert context.abs().max() > 0
+    card = export(trained, "context", tmp_path / "models", photo_folder / "val" / "rocket.jpg")
+    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4 and card["training"]["recipe"]["global_context"]
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "models" / "context.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert np.abs(session.run(["ab"], {"input": x.numpy()})[0] - ab_of(load_network(trained)[0])).max() <= 1e-4
 
 
 def test_confidence_is_high_for_one_colour_and_zero_for_all():
@@ -176,12 +215,34 @@ def test_packed_checkpoints_leave_the_frozen_encoder_behind_and_export_after_unp
     assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4 and card["training"]["steps"] == original["step"]
 
 
-def test_the_decoding_sweep_ships_only_a_variant_no_worse_than_the_shipped_model_when_asked():
-    """benchmarks/decoding_sweep.py's rule: the most right hue among variants at or above grey's PSNR; with
-    --must-beat, only among those no worse than the shipped model on every metric, or the shipped model."""
+def load_decoding_sweep():
     spec = importlib.util.spec_from_file_location("decoding_sweep", REPO / "benchmarks" / "decoding_sweep.py")
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
+    return sweep
+
+
+def test_the_decoding_sweep_gives_each_variant_its_greying_and_working_size_in_the_card(
+    tiny_default_checkpoint, tmp_path
+):
+    """One export per decoding; per greying strength and working size a card, which the evaluation's
+    session then works at (a size other than the export's default named in the variant)."""
+    sweep = load_decoding_sweep()
+    variants = sweep.export_variants(
+        {"tiny": tiny_default_checkpoint}, tmp_path, [0.8], [0.5, 1.0], render_sizes=[DEFAULT_RENDER_SIZE, 192]
+    )
+    assert sorted(variants) == ["tiny-T0.8-g0.5", "tiny-T0.8-g0.5-ws192", "tiny-T0.8-g1", "tiny-T0.8-g1-ws192"]
+    for name, path in variants.items():
+        session = load_model(path, device="cpu")
+        assert session.name == name
+        assert session.default_render_size == (192 if name.endswith("-ws192") else DEFAULT_RENDER_SIZE)
+        assert session.card["unsure_grey_strength"] == (0.5 if "-g0.5" in name else 1.0)
+
+
+def test_the_decoding_sweep_ships_only_a_variant_no_worse_than_the_shipped_model_when_asked():
+    """benchmarks/decoding_sweep.py's rule: the most right hue among variants at or above grey's PSNR; with
+    --must-beat, only among those no worse than the shipped model on every metric, or the shipped model."""
+    sweep = load_decoding_sweep()
 
     def row(model: str, psnr: float, ciede: float, recall: float, ratio: float) -> dict:
         fixed = {"auc": 88.0, "saturated_auc": 80.0, "grey_share": 20.0}

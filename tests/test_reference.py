@@ -22,7 +22,7 @@ from colorit.evaluate import evaluate_folder, self_reference
 from colorit.reference import describe, describe_folder
 from colorit.session import FEATURES_MODEL, bundled_models, load_features
 
-WIDTH = 384  # the default working size: the test sees what a user would
+WIDTH = 384  # wider than the default working size: shrunk for the network, as a user's photo is
 
 
 @pytest.fixture(scope="module")

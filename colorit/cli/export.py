@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from colorit.cli import training_module
+from colorit.session import DEFAULT_RENDER_SIZE
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -42,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="default model: divide this power of the training's class rebalancing weights out of the "
         "distribution before decoding (0: as trained, boosted towards rare colours; 1: none of the boost)",
     )
-    p.add_argument("--render-size", type=int, default=384, help="working size recorded in the card")
+    p.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, help="working size recorded in the card")
     p.add_argument(
         "--unsure-grey-strength",
         type=float,

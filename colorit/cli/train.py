@@ -71,6 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     recipe.add_argument(
         "--min-scale", type=float, default=0.35, help="smallest crop, as a fraction of the shorter side"
     )
+    p.add_argument(
+        "--global-context",
+        action="store_true",
+        help="default model: add the whole picture's gist to its deepest features (a network that starts from "
+        "--init without one starts with it doing nothing)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument(
         "--init",

@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from colorit.errors import ColoritError
 from colorit.io import find_images
+from colorit.session import DEFAULT_RENDER_SIZE
 from colorit.train.corpus import read_manifest, summarise_sources
 from colorit.train.data import rgb_to_lab, split_dirs
 from colorit.train.losses import ab_bins
@@ -69,7 +70,12 @@ def load_network(
     checkpoint's temperature, the annealed mean, as trained)."""
     state = read_checkpoint(checkpoint)
     name = state["config"]["model"]
-    net = ColorUNet(ab_bins()) if name == "default" else SeedAutoencoder()
+    config = state["config"]
+    net = (
+        ColorUNet(ab_bins(), global_context=config.get("global_context", False))
+        if name == "default"
+        else SeedAutoencoder()
+    )
     net.load_state_dict(network_weights(state), strict=True)
     if isinstance(net, ColorUNet):
         if temperature is not None:
@@ -194,6 +200,7 @@ RECIPE_KEYS = (
     "min_scale",
     "lr",
     "seed",
+    "global_context",  # from when the option came; a run from before has none
 )
 
 
@@ -299,7 +306,7 @@ def export(
     out_dir: Path,
     parity_image: Path | None = None,
     temperature: float | None = None,
-    render_size: int = 384,
+    render_size: int = DEFAULT_RENDER_SIZE,
     unsure_grey_strength: float | None = None,
     data_dir: Path | None = None,
     hue_lobe_softness: float | None = None,

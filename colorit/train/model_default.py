@@ -8,6 +8,8 @@ beside the encoder's skips (where exactly the hinted pixel is). The decoder pred
 quantised ab bins at a quarter of the input resolution, as Zhang et al. 2016 do (chroma needs less detail
 than luminance, and a finer head cost 3x the decoder's time on the CPU); the output is its annealed mean,
 or the mean of its dominant hue lobe (decode), upsampled to the input size. H and W must be multiples of 32.
+Optionally (`colorit train --global-context`) the deepest features also get the whole picture's gist
+(GlobalContext).
 """
 
 from __future__ import annotations
@@ -180,6 +182,23 @@ class HintAttention(nn.Module):
         return (weights @ values).transpose(1, 2).reshape(n, 3, height, width)
 
 
+class GlobalContext(nn.Module):
+    """The gist of the whole picture (the global features of Iizuka et al. 2016): the deepest features
+    averaged over the image, through a small MLP, added back at every position, so that what a place
+    becomes can depend on what the scene is (a beach, a street at night, a portrait) beyond what the
+    encoder sees around it. At the working size the average covers the whole photo, in training the crop.
+    The last layer starts at zero: a network given one starts as the same network without."""
+
+    def __init__(self, channels: int, hidden: int = 256):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features + self.mlp(features.mean((2, 3)))[:, :, None, None]
+
+
 def hue_lobe_moments(bins: torch.Tensor) -> torch.Tensor:
     """[Q, 3 * HUE_SECTORS]: the bins' a of every lobe, then their b, then 1 (0 for bins outside the lobe),
     so that probabilities @ this gives every lobe's a, b and mass in one MatMul, lobes innermost."""
@@ -193,7 +212,13 @@ def hue_lobe_moments(bins: torch.Tensor) -> torch.Tensor:
 class ColorUNet(nn.Module):
     """L + hints (4 channels) -> ab. `ab_bins` [Q, 2] are the quantised ab classes."""
 
-    def __init__(self, ab_bins: torch.Tensor, encoder: EfficientNetLite0 | None = None, temperature: float = 0.38):
+    def __init__(
+        self,
+        ab_bins: torch.Tensor,
+        encoder: EfficientNetLite0 | None = None,
+        temperature: float = 0.38,
+        global_context: bool = False,
+    ):
         super().__init__()
         encoder = encoder or EfficientNetLite0()
         # The stem sees L alone: its weights are the RGB ones summed, which gives the pretrained response to a
@@ -205,6 +230,7 @@ class ColorUNet(nn.Module):
         self.blocks = encoder._blocks
         # Leading encoder blocks (the stem counted as -1) that run without gradients: set by training.
         self.frozen_blocks = 0
+        self.global_context = GlobalContext(320) if global_context else None
         self.up16 = DecoderBlock(320, 112, 128)
         self.hint_attention = HintAttention(128)
         self.up8 = DecoderBlock(128 + 3, 40 + 3, 64)  # + gathered hints, + the hints at 1/8
@@ -249,6 +275,8 @@ class ColorUNet(nn.Module):
         """Class scores over the ab bins at a quarter of the input resolution."""
         hints = x[:, 1:]
         s4, s8, s16, s32 = self.encode(x[:, :1])
+        if self.global_context is not None:
+            s32 = self.global_context(s32)
         h = self.up16(s32, s16)
         gathered = self.hint_attention(h, *pooled_hints(hints, 16))
         h = self.up8(torch.cat([h, gathered], 1), torch.cat([s8, F.avg_pool2d(hints, 8)], 1))

@@ -82,11 +82,12 @@ class TrainConfig:
     device: str = "auto"
     resume: bool = False
     init: str = ""  # a checkpoint whose network weights the run starts from (not its optimizer or schedule)
+    global_context: bool = False  # default model: the whole picture's gist added to its deepest features
 
 
-def build_model(name: str) -> nn.Module:
+def build_model(name: str, global_context: bool = False) -> nn.Module:
     if name == "default":
-        return ColorUNet(ab_bins(), load_pretrained_lite0())
+        return ColorUNet(ab_bins(), load_pretrained_lite0(), global_context=global_context)
     if name == "seed-ae":
         return SeedAutoencoder()
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -346,7 +347,7 @@ def train(cfg: TrainConfig) -> Path:
     val_crops, photo_crops = fixed_crops(dirs.val), fixed_crops(dirs.photo_val)
     hint_generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
 
-    net = build_model(cfg.model)
+    net = build_model(cfg.model, cfg.global_context)
     hint_channels = isinstance(net, ColorUNet)
     class_weight = _colour_prior(sampler, cfg.crop, net.ab_bins, cfg.rebalance) if hint_channels else None
     objective = Objective(net, class_weight, cfg.hint_weight if hint_channels else 0.0, cfg.regression_weight)
@@ -363,7 +364,11 @@ def train(cfg: TrainConfig) -> Path:
 
     step, elapsed, best_score, history, legs = 0, 0.0, -math.inf, [], []
     if init_weights is not None:
-        net.load_state_dict(init_weights, strict=True)
+        # A global context the --init network lacks starts as built, doing nothing; any other difference
+        # between the two networks is an error.
+        own = net.state_dict()
+        added = {key: own[key] for key in own.keys() - init_weights.keys() if key.startswith("global_context.")}
+        net.load_state_dict(init_weights | added, strict=True)
     if resuming:
         # Read on the CPU: load_state_dict moves the weights and the optimizer state to the device.
         state = read_checkpoint(last_path)

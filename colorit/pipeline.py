@@ -63,8 +63,9 @@ def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int) -> None:
     """out[..., :3] = RGB of (L, ab upsampled to L's size), strip by strip, strips in parallel.
 
-    Each strip upsamples its own rows of ab with Pillow's box argument, which places the samples
-    exactly where a single full-size resize would. Bilinear rather than bicubic: chroma needs no
+    Each strip upsamples its own rows of ab with Pillow's box argument, which places the samples where a
+    single full-size resize would (to float precision: an 8-bit channel on a rounding edge may come out
+    one level apart). Bilinear rather than bicubic: chroma needs no
     sharpening, and bicubic's overshoot would put coloured halos along edges.
     """
     height, width = L.shape

@@ -58,10 +58,10 @@ def load(name: str) -> dict:
 
 
 def models_table() -> str:
-    """Size and decoding of each bundled model, from its card."""
+    """Size, working size and decoding of each bundled model, from its card."""
     lines = [
-        "| model | parameters | GFLOPs @256 | decoding | grey where unsure (strength) |",
-        "|---|---|---|---|---|",
+        "| model | parameters | GFLOPs @256 | working size | decoding | grey where unsure (strength) |",
+        "|---|---|---|---|---|---|",
     ]
     for path, card in bundled_models():
         name = card.get("name", path.stem)
@@ -74,7 +74,8 @@ def models_table() -> str:
         if card.get("rebalance_undo"):
             decoding += f", class rebalancing undone to the power {card['rebalance_undo']:g}"
         lines.append(
-            f"| `{name}` | {card['parameters'] / 1e6:.2f} M | {card['gflops_256']:.2f} | {decoding} "
+            f"| `{name}` | {card['parameters'] / 1e6:.2f} M | {card['gflops_256']:.2f} | {card['render_size']} px "
+            f"| {decoding} "
             f"| {card.get('unsure_grey_strength') or '-'} |"
         )
     return "\n".join(lines)

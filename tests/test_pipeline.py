@@ -100,11 +100,16 @@ def test_tiny_and_thin_images_work(default_model, shape):
 
 
 def test_strips_join_seamlessly(default_model, monkeypatch):
+    """A photo larger than the working size, recombined in strips of 7 rows and in one piece: the same
+    colours. Each strip's box is computed in floating point, so a channel that falls on a rounding edge of
+    the 8-bit output may differ by one level, at a few scattered pixels; a seam would differ along rows."""
     grey = grey_of(photo_rgb("grace_hopper", 300))
-    whole = colorize_array(grey, default_model)
+    assert max(grey.shape) > default_model.default_render_size  # ab is upsampled: the strips' boxes matter
+    whole = colorize_array(grey, default_model).astype(int)
     monkeypatch.setattr(pipeline, "STRIP_PIXELS", 7 * grey.shape[1])
-    in_strips = colorize_array(grey, default_model)
-    np.testing.assert_array_equal(in_strips, whole)
+    in_strips = colorize_array(grey, default_model).astype(int)
+    differ = np.abs(in_strips - whole).max(axis=2)
+    assert differ.max() <= 1 and np.count_nonzero(differ) <= differ.size // 10_000
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (31, 33), (64, 96), (100, 7)])

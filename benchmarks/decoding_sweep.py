@@ -33,7 +33,8 @@ from pathlib import Path
 
 from colorit.evaluate import GREY_BASELINE, evaluate_folder, model_of_file
 from colorit.metrics import BETTER_WHEN, at_least_as_good
-from colorit.train.export import DEFAULT_RENDER_SIZE, export
+from colorit.session import DEFAULT_RENDER_SIZE
+from colorit.train.export import export
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEMPERATURES = (0.38, 0.6, 1.0)

@@ -65,8 +65,8 @@ def recombine(L: np.ndarray, ab_work: np.ndarray, out: np.ndarray, threads: int)
 
     Each strip upsamples its own rows of ab with Pillow's box argument, which places the samples where a
     single full-size resize would (to float precision: an 8-bit channel on a rounding edge may come out
-    one level apart). Bilinear rather than bicubic: chroma needs no
-    sharpening, and bicubic's overshoot would put coloured halos along edges.
+    one level apart). Bilinear rather than bicubic: chroma needs no sharpening, and bicubic's overshoot
+    would put coloured halos along edges.
     """
     height, width = L.shape
     work_height, work_width = ab_work.shape[1:]

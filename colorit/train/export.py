@@ -18,11 +18,9 @@ from colorit.io import find_images
 from colorit.session import DEFAULT_RENDER_SIZE
 from colorit.train.corpus import read_manifest, summarise_sources
 from colorit.train.data import rgb_to_lab, split_dirs
-from colorit.train.losses import ab_bins
 from colorit.train.model_default import ColorUNet
-from colorit.train.model_seed_ae import SeedAutoencoder
 from colorit.train.photo_library import library_provenance
-from colorit.train.train import SNAPSHOTS, network_weights, read_checkpoint
+from colorit.train.train import SNAPSHOTS, build_model, network_weights, read_checkpoint
 
 ARCHITECTURES = {
     "default": "U-Net on the ImageNet-pretrained EfficientNet-Lite0 encoder, which sees L alone (decoder "
@@ -69,13 +67,8 @@ def load_network(
     the given temperature, hue-lobe softness and share of the class rebalancing undone (default: the
     checkpoint's temperature, the annealed mean, as trained)."""
     state = read_checkpoint(checkpoint)
-    name = state["config"]["model"]
     config = state["config"]
-    net = (
-        ColorUNet(ab_bins(), global_context=config.get("global_context", False))
-        if name == "default"
-        else SeedAutoencoder()
-    )
+    net = build_model(config["model"], config.get("global_context", False), pretrained=False)
     net.load_state_dict(network_weights(state), strict=True)
     if isinstance(net, ColorUNet):
         if temperature is not None:

@@ -85,9 +85,12 @@ class TrainConfig:
     global_context: bool = False  # default model: the whole picture's gist added to its deepest features
 
 
-def build_model(name: str, global_context: bool = False) -> nn.Module:
+def build_model(name: str, global_context: bool = False, pretrained: bool = True) -> nn.Module:
+    """The network to train (pretrained: the ImageNet encoder loaded), or, without, one whose weights a
+    checkpoint is about to replace."""
     if name == "default":
-        return ColorUNet(ab_bins(), load_pretrained_lite0(), global_context=global_context)
+        encoder = load_pretrained_lite0() if pretrained else None
+        return ColorUNet(ab_bins(), encoder, global_context=global_context)
     if name == "seed-ae":
         return SeedAutoencoder()
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

@@ -80,11 +80,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument(
         "--init",
-        metavar="CHECKPOINT",
+        metavar="MODEL",
         default="",
-        help="start from this checkpoint's network weights (another run's best.pt or last.pt, of the same "
-        "model), with a fresh optimizer and schedule, e.g. to fine-tune on your own photos or under "
-        "another recipe; --resume, once OUT/last.pt exists, continues this run instead",
+        help="start from this network's weights, with a fresh optimizer and schedule, e.g. to fine-tune on "
+        "your own photos or under another recipe: another run's checkpoint (best.pt, last.pt), an exported "
+        ".onnx with its card, or a bundled model by name (default); of the same model. --resume, once "
+        "OUT/last.pt exists, continues this run instead",
     )
     p.set_defaults(run=run)
 

@@ -19,7 +19,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from colorit.errors import ModelNotFound
 from colorit.io import find_images
+from colorit.session import resolve_model_path
 from colorit.train.data import (
     CropSampler,
     CutoutCompositor,
@@ -39,6 +41,7 @@ from colorit.train.losses import (
 )
 from colorit.train.model_default import ColorUNet, load_pretrained_lite0
 from colorit.train.model_seed_ae import SeedAutoencoder
+from colorit.train.onnx_weights import exported_network_weights, read_exported, recalibrate_batch_norm
 
 MODELS = ("default", "seed-ae")
 ENCODER_MODES = ("frozen", "partial", "finetune")
@@ -47,6 +50,8 @@ SNAPSHOTS = "snapshots"  # OUT/snapshots/step-NNNNNNN.pt: the weights at every v
 RESUME_ONLY_KEYS = ("optimizer", "sampler_rng", "hint_rng", "sampler_position")
 # "partial": the blocks up to stride 16's first stage keep their ImageNet weights; the rest learn.
 PARTIAL_FROZEN_BLOCKS = 8
+# Crops whose statistics a network started from an exported model gives its BatchNorms (onnx_weights).
+RECALIBRATION_CROPS = 64
 
 
 @dataclass
@@ -81,7 +86,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     resume: bool = False
-    init: str = ""  # a checkpoint whose network weights the run starts from (not its optimizer or schedule)
+    init: str = ""  # a checkpoint, exported model or bundled model whose network the run starts from (not its optimizer or schedule)
     global_context: bool = False  # default model: the whole picture's gist added to its deepest features
 
 
@@ -155,6 +160,17 @@ def initial_weights(checkpoint: Path, model: str) -> dict[str, torch.Tensor]:
     if state["config"]["model"] != model:
         raise ValueError(f"{checkpoint}: a {state['config']['model']} checkpoint, not {model}")
     return network_weights(state)
+
+
+def init_source(init: str) -> Path:
+    """--init's file: a training checkpoint (.pt) or an exported model (.onnx) by path, or a bundled
+    model by name ("default")."""
+    if Path(init).suffix == ".pt":
+        return Path(init)
+    try:
+        return resolve_model_path(init)
+    except ModelNotFound as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _colour_prior(sampler: CropSampler, crop: int, bins: torch.Tensor, mix: float) -> torch.Tensor:
@@ -319,7 +335,13 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     resuming = cfg.resume and last_path.exists()
-    init_weights = initial_weights(Path(cfg.init), cfg.model) if cfg.init and not resuming else None
+    init_weights, exported = None, None
+    if cfg.init and not resuming:
+        source = init_source(cfg.init)
+        if source.suffix == ".onnx":
+            exported = read_exported(source, cfg.model)  # its weights once the class weights are known
+        else:
+            init_weights = initial_weights(source, cfg.model)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.encoder not in ENCODER_MODES or cfg.bn_stats not in BN_MODES:
         raise ValueError(f"encoder must be one of {ENCODER_MODES} and bn_stats one of {BN_MODES}")
@@ -353,6 +375,8 @@ def train(cfg: TrainConfig) -> Path:
     net = build_model(cfg.model, cfg.global_context)
     hint_channels = isinstance(net, ColorUNet)
     class_weight = _colour_prior(sampler, cfg.crop, net.ab_bins, cfg.rebalance) if hint_channels else None
+    if exported is not None:
+        init_weights = exported_network_weights(exported, net, 4 if hint_channels else 1, class_weight)
     objective = Objective(net, class_weight, cfg.hint_weight if hint_channels else 0.0, cfg.regression_weight)
     objective = objective.to(device).to(memory_format=torch.channels_last)
     frozen = frozen_parameter_names(net, cfg.encoder)
@@ -372,6 +396,9 @@ def train(cfg: TrainConfig) -> Path:
         own = net.state_dict()
         added = {key: own[key] for key in own.keys() - init_weights.keys() if key.startswith("global_context.")}
         net.load_state_dict(init_weights | added, strict=True)
+    if exported is not None:
+        crops = sampler.sample(RECALIBRATION_CROPS, cfg.crop).contiguous(memory_format=torch.channels_last)
+        recalibrate_batch_norm(net, make_batch(crops, None, hint_channels)[0])
     if resuming:
         # Read on the CPU: load_state_dict moves the weights and the optimizer state to the device.
         state = read_checkpoint(last_path)

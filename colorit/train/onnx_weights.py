@@ -1,0 +1,206 @@
+"""An exported model (a bundled one, or any `colorit export` wrote) back into a network that trains:
+`colorit train --init default` fine-tunes the shipped weights, on a machine that has no training checkpoint.
+
+The export changes the weights in two ways, both undone here:
+- every BatchNorm is fused into the convolution before it. Each pair is split again (`unfused`): the
+  convolution's weights at the scale they were built with, its BatchNorm's scale and shift the rest;
+- the decoding is folded into the classifier (its scores divided by the temperature, part of the class
+  rebalancing subtracted, `export.decoding_folded`). It is unfolded with the card's temperature and share
+  undone and the new run's class weights, which come from the same kind of data as the old run's.
+A BatchNorm that learns normalises by its batch's statistics, not by the stored ones: recalibrate_batch_norm
+then gives every BatchNorm the statistics of real crops, with a scale and shift that keep what it computes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+from torch import nn
+
+# What each model's exported graph puts out (export.output_names).
+OUTPUTS = {("ab", "confidence"): "default", ("ab",): "seed-ae"}
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    path: Path
+    model: str  # "default" or "seed-ae"
+    global_context: bool
+    temperature: float  # folded into the classifier (default model)
+    rebalance_undo: float  # the share of class rebalancing folded in (default model)
+    weights: dict[str, torch.Tensor]  # the graph's initializers by name
+    convolutions: list[tuple[str, str | None]]  # each Conv node's weight and bias initializer, in graph order
+
+
+def read_exported(path: Path, model: str) -> ExportedModel:
+    """The exported model at path (its card beside it: NAME.json), checked to be one of `model`; ValueError
+    naming the file when it is not an ONNX model of that kind or its card is missing."""
+    try:
+        graph = onnx.load(str(path)).graph
+    except (OSError, DecodeError) as exc:
+        raise ValueError(f"{path}: not an ONNX model ({str(exc).splitlines()[0] or type(exc).__name__})") from None
+    kind = OUTPUTS.get(tuple(output.name for output in graph.output))
+    if kind != model:
+        raise ValueError(f"{path}: {'a ' + kind if kind else 'not a ColorIt'} model, not {model}")
+    card_path = path.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: its model card {card_path.name} is unreadable ({exc})") from None
+    convolutions = [
+        (node.input[1], node.input[2] if len(node.input) > 2 else None) for node in graph.node if node.op_type == "Conv"
+    ]
+    return ExportedModel(
+        path=path,
+        model=kind,
+        global_context=any(node.name.startswith("/global_context/") for node in graph.node),
+        temperature=float(card.get("temperature") or 1.0),
+        rebalance_undo=float(card.get("rebalance_undo") or 0.0),
+        weights={init.name: torch.from_numpy(numpy_helper.to_array(init).copy()) for init in graph.initializer},
+        convolutions=convolutions,
+    )
+
+
+def convolutions_in_order(net: nn.Module, input_channels: int) -> list[tuple[str, str | None]]:
+    """(name of each convolution, name of the BatchNorm right after it or None), in the order a forward
+    pass runs them: the order in which the export traced them into the graph."""
+    called: list[tuple[str, nn.Module]] = []
+    hooks = [
+        module.register_forward_hook(lambda module, inputs, output, name=name: called.append((name, module)))
+        for name, module in net.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
+    ]
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, input_channels, 64, 64))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        net.train(was_training)
+    pairs: list[tuple[str, str | None]] = []
+    for (name, module), following in zip(called, [*called[1:], None]):
+        if isinstance(module, nn.Conv2d):
+            pairs.append((name, following[0] if following and isinstance(following[1], nn.BatchNorm2d) else None))
+    return pairs
+
+
+def exported_network_weights(
+    exported: ExportedModel, net: nn.Module, input_channels: int, class_weight: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """The state dict of `net` (built as the exported network, weights to be replaced) that computes what the
+    exported graph computes, before decoding: BatchNorms unfused, the classifier unfolded (class_weight: the
+    new run's rebalancing weights, for the share of them the export subtracted)."""
+    state = {key: value.clone() for key, value in net.state_dict().items()}
+    if exported.global_context and not any(key.startswith("global_context.") for key in state):
+        raise ValueError(f"{exported.path}: has a global context; train with --global-context")
+    modules = convolutions_in_order(net, input_channels)
+    if len(modules) != len(exported.convolutions):
+        raise ValueError(
+            f"{exported.path}: {len(exported.convolutions)} convolutions, the {exported.model} network has {len(modules)}"
+        )
+    taken = set()
+    for (conv, batch_norm), (weight_name, bias_name) in zip(modules, exported.convolutions):
+        weight = exported.weights[weight_name]
+        bias = exported.weights[bias_name] if bias_name else torch.zeros(len(weight))
+        if weight.shape != state[f"{conv}.weight"].shape:
+            raise ValueError(
+                f"{exported.path}: {conv} is {tuple(weight.shape)}, not {tuple(state[f'{conv}.weight'].shape)}"
+            )
+        taken |= {weight_name, bias_name}
+        if batch_norm is not None:
+            state |= unfused(state, conv, batch_norm, dict(net.named_modules())[batch_norm].eps, weight, bias)
+            continue
+        state[f"{conv}.weight"] = weight
+        if f"{conv}.bias" in state:
+            state[f"{conv}.bias"] = bias
+        elif bias.any():
+            raise ValueError(f"{exported.path}: {conv} has a bias the {exported.model} network has no place for")
+    # Parameters outside convolutions (the hint attention's, the global context's) keep their names.
+    prefix = "net."
+    for name, value in exported.weights.items():
+        key = name.removeprefix(prefix)
+        if name in taken or not name.startswith(prefix) or key not in state or key == "temperature":
+            continue
+        if value.shape != state[key].shape:
+            raise ValueError(f"{exported.path}: {key} is {tuple(value.shape)}, not {tuple(state[key].shape)}")
+        state[key] = value
+    if "classifier.weight" in state:
+        # export.decoding_folded: weight / T, bias / T - undo * log(class weight)
+        bias = state["classifier.bias"]
+        if exported.rebalance_undo:
+            if class_weight is None:
+                raise ValueError(f"{exported.path}: decoded with class rebalancing undone; train with --rebalance < 1")
+            bias = bias + exported.rebalance_undo * class_weight.float().log()
+        state["classifier.weight"] = state["classifier.weight"] * exported.temperature
+        state["classifier.bias"] = bias * exported.temperature
+    return state
+
+
+def unfused(
+    state: dict[str, torch.Tensor], conv: str, batch_norm: str, eps: float, weight: torch.Tensor, bias: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The convolution's and BatchNorm's entries that compute weight * x + bias (a fused pair) in eval mode.
+    Each output channel's weights get back the norm they had as built (ImageNet's in the encoder, the
+    initialisation's elsewhere) and the BatchNorm its statistics as built; its scale and shift make up the
+    rest. An optimizer's steps are then as large, next to the weights, as when the network was trained:
+    fused weights, multiplied by their BatchNorm's scale over its deviation (0.05 in some of ImageNet's
+    layers), would move many times faster."""
+    built = state[f"{conv}.weight"]
+    mean, std = state[f"{batch_norm}.running_mean"], (state[f"{batch_norm}.running_var"] + eps).sqrt()
+    fused_norm, built_norm = weight.flatten(1).norm(dim=1), built.flatten(1).norm(dim=1)
+    # The sign follows the built weights', so that a layer that was not trained comes back as it was built.
+    # A channel without weights (ImageNet's encoder has a few) puts out its shift alone, whatever its scale:
+    # it keeps the built one.
+    sign = torch.where((weight * built).flatten(1).sum(1) < 0, -1.0, 1.0)
+    built_scale = state[f"{batch_norm}.weight"]
+    scale = torch.where(
+        (fused_norm > 0) & (built_norm > 0),
+        std * fused_norm / built_norm.clamp_min(1e-12) * sign,
+        torch.where(built_scale != 0, built_scale, std),
+    )
+    # eval: scale * (w x - mean) / std + shift = weight x + bias
+    return {
+        f"{conv}.weight": weight * (std / scale).view(-1, *[1] * (weight.dim() - 1)),
+        f"{batch_norm}.weight": scale,
+        f"{batch_norm}.bias": bias + scale * mean / std,
+    }
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(net: nn.Module, net_input: torch.Tensor) -> None:
+    """Give every BatchNorm of net the mean and variance of its input over net_input (a batch of real crops
+    as the network sees them) as its running statistics, and the scale and shift that keep its output in
+    eval mode what it was: a BatchNorm that then normalises by its batch's statistics computes nearly what
+    the network did."""
+    layers = [module for module in net.modules() if isinstance(module, nn.BatchNorm2d)]
+    statistics: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        x = inputs[0].float()
+        statistics[module] = (x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in layers]
+    was_training = net.training
+    try:
+        net.eval()(net_input)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        net.train(was_training)
+    for layer, (mean, var) in statistics.items():
+        assert isinstance(layer, nn.BatchNorm2d)
+        # Eval mode computes x * scale + shift; keep both while the statistics change.
+        assert layer.running_mean is not None and layer.running_var is not None and layer.weight is not None
+        scale = layer.weight / (layer.running_var + layer.eps).sqrt()
+        shift = layer.bias - layer.running_mean * scale
+        layer.running_mean.copy_(mean)
+        layer.running_var.copy_(var)
+        layer.weight.copy_(scale * (var + layer.eps).sqrt())
+        layer.bias.copy_(shift + mean * scale)

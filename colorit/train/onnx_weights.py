@@ -106,6 +106,7 @@ def exported_network_weights(
             f"{exported.path}: {len(exported.convolutions)} convolutions, the {exported.model} network has {len(modules)}"
         )
     taken = set()
+    pairs = []
     for (conv, batch_norm), (weight_name, bias_name) in zip(modules, exported.convolutions):
         weight = exported.weights[weight_name]
         bias = exported.weights[bias_name] if bias_name else torch.zeros(len(weight))
@@ -115,7 +116,7 @@ def exported_network_weights(
             )
         taken |= {weight_name, bias_name}
         if batch_norm is not None:
-            state |= unfused(state, conv, batch_norm, dict(net.named_modules())[batch_norm].eps, weight, bias)
+            pairs.append((conv, batch_norm, weight, bias))
             continue
         state[f"{conv}.weight"] = weight
         if f"{conv}.bias" in state:
@@ -140,21 +141,55 @@ def exported_network_weights(
             bias = bias + exported.rebalance_undo * class_weight.float().log()
         state["classifier.weight"] = state["classifier.weight"] * exported.temperature
         state["classifier.bias"] = bias * exported.temperature
+    # The scale of the trained weights the export keeps as they are (the convolutions without a BatchNorm):
+    # the decoder's convolutions get it, which their BatchNorms make invisible in the graph (see `unfused`).
+    kept = [state[f"{conv}.weight"] for conv, batch_norm in modules if batch_norm is None]
+    trained_rms = float(torch.tensor([rms(weight) for weight in kept]).median()) if kept else None
+    layers = dict(net.named_modules())
+    for conv, batch_norm, weight, bias in pairs:
+        target = trained_rms if is_fresh(layers[batch_norm]) else None
+        state |= unfused(state, conv, batch_norm, layers[batch_norm].eps, weight, bias, target)
     return state
 
 
+def rms(tensor: torch.Tensor) -> float:
+    return float(tensor.float().pow(2).mean().sqrt())
+
+
+def is_fresh(batch_norm: nn.BatchNorm2d) -> bool:
+    """Whether a BatchNorm is as PyTorch initialises it (not one of the pretrained encoder's)."""
+    assert batch_norm.running_mean is not None and batch_norm.running_var is not None
+    return bool(
+        (batch_norm.weight == 1).all()
+        and (batch_norm.bias == 0).all()
+        and (batch_norm.running_mean == 0).all()
+        and (batch_norm.running_var == 1).all()
+    )
+
+
 def unfused(
-    state: dict[str, torch.Tensor], conv: str, batch_norm: str, eps: float, weight: torch.Tensor, bias: torch.Tensor
+    state: dict[str, torch.Tensor],
+    conv: str,
+    batch_norm: str,
+    eps: float,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    target_rms: float | None,
 ) -> dict[str, torch.Tensor]:
     """The convolution's and BatchNorm's entries that compute weight * x + bias (a fused pair) in eval mode.
-    Each output channel's weights get back the norm they had as built (ImageNet's in the encoder, the
-    initialisation's elsewhere) and the BatchNorm its statistics as built; its scale and shift make up the
-    rest. An optimizer's steps are then as large, next to the weights, as when the network was trained:
-    fused weights, multiplied by their BatchNorm's scale over its deviation (0.05 in some of ImageNet's
-    layers), would move many times faster."""
+    The split is free (a BatchNorm undoes any scale of the weights before it) but sets how fast they
+    train: an optimizer like Adam moves every weight by about the same amount per step, whatever its size.
+    Each output channel's weights get the norm they had as built or, with target_rms, the norm of weights
+    of that root-mean-square; the BatchNorm its statistics as built, and its scale and shift the rest. The
+    pretrained encoder's then come back at ImageNet's scale (the layers the default never trained exactly
+    as ImageNet's) and the decoder's at the scale of the network's other trained weights. Fused weights
+    taken as they are (multiplied by their BatchNorm's scale over its deviation, 0.05 in some of ImageNet's
+    layers), or the decoder's at their initial scale, would move many times faster than they did."""
     built = state[f"{conv}.weight"]
     mean, std = state[f"{batch_norm}.running_mean"], (state[f"{batch_norm}.running_var"] + eps).sqrt()
     fused_norm, built_norm = weight.flatten(1).norm(dim=1), built.flatten(1).norm(dim=1)
+    if target_rms is not None:
+        built_norm = torch.full_like(built_norm, target_rms * built[0].numel() ** 0.5)
     # The sign follows the built weights', so that a layer that was not trained comes back as it was built.
     # A channel without weights (ImageNet's encoder has a few) puts out its shift alone, whatever its scale:
     # it keeps the built one.

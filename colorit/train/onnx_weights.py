@@ -3,7 +3,8 @@
 
 The export changes the weights in two ways, both undone here:
 - every BatchNorm is fused into the convolution before it. Each pair is split again (`unfused`): the
-  convolution's weights at the scale they were built with, its BatchNorm's scale and shift the rest;
+  convolution's weights at ImageNet's scale in the encoder and at the trained weights' in the decoder,
+  its BatchNorm's scale and shift the rest;
 - the decoding is folded into the classifier (its scores divided by the temperature, part of the class
   rebalancing subtracted, `export.decoding_folded`). It is unfolded with the card's temperature and share
   undone and the new run's class weights, which come from the same kind of data as the old run's.
@@ -94,7 +95,7 @@ def convolutions_in_order(net: nn.Module, input_channels: int) -> list[tuple[str
 def exported_network_weights(
     exported: ExportedModel, net: nn.Module, input_channels: int, class_weight: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
-    """The state dict of `net` (built as the exported network, weights to be replaced) that computes what the
+    """The state dict of `net` (built as training builds it, the ImageNet encoder loaded) that computes what the
     exported graph computes, before decoding: BatchNorms unfused, the classifier unfolded (class_weight: the
     new run's rebalancing weights, for the share of them the export subtracted)."""
     state = {key: value.clone() for key, value in net.state_dict().items()}
@@ -158,7 +159,6 @@ def rms(tensor: torch.Tensor) -> float:
 
 def is_fresh(batch_norm: nn.BatchNorm2d) -> bool:
     """Whether a BatchNorm is as PyTorch initialises it (not one of the pretrained encoder's)."""
-    assert batch_norm.running_mean is not None and batch_norm.running_var is not None
     return bool(
         (batch_norm.weight == 1).all()
         and (batch_norm.bias == 0).all()
@@ -215,9 +215,9 @@ def recalibrate_batch_norm(net: nn.Module, net_input: torch.Tensor) -> None:
     eval mode what it was: a BatchNorm that then normalises by its batch's statistics computes nearly what
     the network did."""
     layers = [module for module in net.modules() if isinstance(module, nn.BatchNorm2d)]
-    statistics: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    statistics: dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    def record(module: nn.BatchNorm2d, inputs: tuple[torch.Tensor, ...]) -> None:
         x = inputs[0].float()
         statistics[module] = (x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
 
@@ -230,9 +230,7 @@ def recalibrate_batch_norm(net: nn.Module, net_input: torch.Tensor) -> None:
             hook.remove()
         net.train(was_training)
     for layer, (mean, var) in statistics.items():
-        assert isinstance(layer, nn.BatchNorm2d)
         # Eval mode computes x * scale + shift; keep both while the statistics change.
-        assert layer.running_mean is not None and layer.running_var is not None and layer.weight is not None
         scale = layer.weight / (layer.running_var + layer.eps).sqrt()
         shift = layer.bias - layer.running_mean * scale
         layer.running_mean.copy_(mean)

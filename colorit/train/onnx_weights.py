@@ -182,9 +182,9 @@ def unfused(
     Each output channel's weights get the norm they had as built or, with target_rms, the norm of weights
     of that root-mean-square; the BatchNorm its statistics as built, and its scale and shift the rest. The
     pretrained encoder's then come back at ImageNet's scale (the layers the default never trained exactly
-    as ImageNet's) and the decoder's at the scale of the network's other trained weights. Fused weights
-    taken as they are (multiplied by their BatchNorm's scale over its deviation, 0.05 in some of ImageNet's
-    layers), or the decoder's at their initial scale, would move many times faster than they did."""
+    as ImageNet's) and the decoder's at the scale of the network's other trained weights, which a
+    fine-tune moves at the pace it moves those. Fused weights taken as they are (multiplied by their
+    BatchNorm's scale over its deviation, 0.05 in some of ImageNet's layers) move many times faster."""
     built = state[f"{conv}.weight"]
     mean, std = state[f"{batch_norm}.running_mean"], (state[f"{batch_norm}.running_var"] + eps).sqrt()
     fused_norm, built_norm = weight.flatten(1).norm(dim=1), built.flatten(1).norm(dim=1)

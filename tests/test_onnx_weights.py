@@ -43,7 +43,7 @@ def test_a_bundled_model_comes_back_as_the_network_it_was(name, photo_folder, tm
     net = build_model(name, exported.global_context)  # as training builds it: the ImageNet encoder loaded
     channels = input_channels(net)
     class_weight = torch.linspace(0.5, 4.0, 261)
-    net.load_state_dict(exported_network_weights(exported, net, channels, class_weight))
+    net.load_state_dict(exported_network_weights(exported, net, class_weight))
     if isinstance(net, ColorUNet):
         net.temperature.fill_(exported.temperature)
         net.rebalance_undo = exported.rebalance_undo
@@ -68,7 +68,7 @@ def test_the_encoder_layers_the_default_never_trained_come_back_as_imagenets():
     exported = read_exported(MODELS_DIR / "default.onnx", "default")
     net = build_model("default")
     imagenet = {key: value.clone() for key, value in net.state_dict().items()}
-    state = exported_network_weights(exported, net, 4, torch.ones(261))
+    state = exported_network_weights(exported, net, torch.ones(261))
     never_trained = ("stem.", "stem_bn.", *(f"blocks.{i}." for i in range(PARTIAL_FROZEN_BLOCKS)))
     keys = [key for key in imagenet if key.startswith(never_trained) and imagenet[key].is_floating_point()]
     assert len(keys) > 100
@@ -83,7 +83,7 @@ def test_recalibrated_batch_norms_train_on_batch_statistics_as_the_network_ran()
     by the batch's own, would see a different network. Recalibrated on the batch, train and eval mode agree."""
     exported = read_exported(MODELS_DIR / "default.onnx", "default")
     net = build_model("default", pretrained=False)
-    net.load_state_dict(exported_network_weights(exported, net, 4, torch.ones(261)))
+    net.load_state_dict(exported_network_weights(exported, net, torch.ones(261)))
     crops = make_batch(photo_crops(96), None, True)[0]
 
     def train_against_eval() -> float:
@@ -93,7 +93,7 @@ def test_recalibrated_batch_norms_train_on_batch_statistics_as_the_network_ran()
         return float((trained - evaluated).abs().mean() / evaluated.abs().mean())
 
     unfused = train_against_eval()
-    net.load_state_dict(exported_network_weights(exported, net, 4, torch.ones(261)))  # undo the momentum update
+    net.load_state_dict(exported_network_weights(exported, net, torch.ones(261)))  # undo the momentum update
     recalibrate_batch_norm(net, crops)
     recalibrated = train_against_eval()
     assert recalibrated < 1e-3 and unfused > 0.1
@@ -115,7 +115,7 @@ def test_train_init_takes_a_bundled_model_by_name(photo_folder, tmp_path):
     state = read_checkpoint(tmp_path / "run" / "last.pt")
     assert state["legs"][0]["config"]["init"] == "default"
     net = build_model("default")
-    unfused = exported_network_weights(read_exported(MODELS_DIR / "default.onnx", "default"), net, 4, torch.ones(261))
+    unfused = exported_network_weights(read_exported(MODELS_DIR / "default.onnx", "default"), net, torch.ones(261))
     encoder_convolutions = [key for key in unfused if key.startswith("blocks.") and key.endswith("conv.weight")]
     assert len(encoder_convolutions) == 47
     assert all(torch.equal(state["objective"][f"net.{key}"], unfused[key]) for key in encoder_convolutions)

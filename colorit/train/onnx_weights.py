@@ -32,6 +32,7 @@ OUTPUTS = {("ab", "confidence"): "default", ("ab",): "seed-ae"}
 class ExportedModel:
     path: Path
     model: str  # "default" or "seed-ae"
+    input_channels: int  # L alone, or L and the three hint channels
     global_context: bool
     temperature: float  # folded into the classifier (default model)
     rebalance_undo: float  # the share of class rebalancing folded in (default model)
@@ -60,12 +61,26 @@ def read_exported(path: Path, model: str) -> ExportedModel:
     return ExportedModel(
         path=path,
         model=kind,
+        input_channels=graph.input[0].type.tensor_type.shape.dim[1].dim_value,
         global_context=any(node.name.startswith("/global_context/") for node in graph.node),
         temperature=float(card.get("temperature") or 1.0),
         rebalance_undo=float(card.get("rebalance_undo") or 0.0),
         weights={init.name: torch.from_numpy(numpy_helper.to_array(init).copy()) for init in graph.initializer},
         convolutions=convolutions,
     )
+
+
+@torch.no_grad()
+def forward_in_eval_mode(net: nn.Module, x: torch.Tensor, hooks: list[torch.utils.hooks.RemovableHandle]) -> None:
+    """One forward pass of net in eval mode, for what its hooks record; then the hooks are removed and net
+    is left in the mode it was in."""
+    was_training = net.training
+    try:
+        net.eval()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        net.train(was_training)
 
 
 def convolutions_in_order(net: nn.Module, input_channels: int) -> list[tuple[str, str | None]]:
@@ -77,14 +92,7 @@ def convolutions_in_order(net: nn.Module, input_channels: int) -> list[tuple[str
         for name, module in net.named_modules()
         if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
     ]
-    was_training = net.training
-    try:
-        with torch.no_grad():
-            net.eval()(torch.zeros(1, input_channels, 64, 64))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        net.train(was_training)
+    forward_in_eval_mode(net, torch.zeros(1, input_channels, 64, 64), hooks)
     pairs: list[tuple[str, str | None]] = []
     for (name, module), following in zip(called, [*called[1:], None]):
         if isinstance(module, nn.Conv2d):
@@ -93,7 +101,7 @@ def convolutions_in_order(net: nn.Module, input_channels: int) -> list[tuple[str
 
 
 def exported_network_weights(
-    exported: ExportedModel, net: nn.Module, input_channels: int, class_weight: torch.Tensor | None
+    exported: ExportedModel, net: nn.Module, class_weight: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
     """The state dict of `net` (built as training builds it, the ImageNet encoder loaded) that computes what the
     exported graph computes, before decoding: BatchNorms unfused, the classifier unfolded (class_weight: the
@@ -101,7 +109,7 @@ def exported_network_weights(
     state = {key: value.clone() for key, value in net.state_dict().items()}
     if exported.global_context and not any(key.startswith("global_context.") for key in state):
         raise ValueError(f"{exported.path}: has a global context; train with --global-context")
-    modules = convolutions_in_order(net, input_channels)
+    modules = convolutions_in_order(net, exported.input_channels)
     if len(modules) != len(exported.convolutions):
         raise ValueError(
             f"{exported.path}: {len(exported.convolutions)} convolutions, the {exported.model} network has {len(modules)}"
@@ -221,14 +229,7 @@ def recalibrate_batch_norm(net: nn.Module, net_input: torch.Tensor) -> None:
         x = inputs[0].float()
         statistics[module] = (x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
 
-    hooks = [layer.register_forward_pre_hook(record) for layer in layers]
-    was_training = net.training
-    try:
-        net.eval()(net_input)
-    finally:
-        for hook in hooks:
-            hook.remove()
-        net.train(was_training)
+    forward_in_eval_mode(net, net_input, [layer.register_forward_pre_hook(record) for layer in layers])
     for layer, (mean, var) in statistics.items():
         # Eval mode computes x * scale + shift; keep both while the statistics change.
         scale = layer.weight / (layer.running_var + layer.eps).sqrt()

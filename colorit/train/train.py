@@ -376,7 +376,7 @@ def train(cfg: TrainConfig) -> Path:
     hint_channels = isinstance(net, ColorUNet)
     class_weight = _colour_prior(sampler, cfg.crop, net.ab_bins, cfg.rebalance) if hint_channels else None
     if exported is not None:
-        init_weights = exported_network_weights(exported, net, 4 if hint_channels else 1, class_weight)
+        init_weights = exported_network_weights(exported, net, class_weight)
     objective = Objective(net, class_weight, cfg.hint_weight if hint_channels else 0.0, cfg.regression_weight)
     objective = objective.to(device).to(memory_format=torch.channels_last)
     frozen = frozen_parameter_names(net, cfg.encoder)

@@ -386,6 +386,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "decoding-finetune": lambda: (RESULTS / "decoding_sweep_finetune.md").read_text().strip(),
     "working-size": lambda: (RESULTS / "decoding_sweep_working_size.md").read_text().strip(),
     "decoding-finetune-288": lambda: (RESULTS / "decoding_sweep_finetune_288.md").read_text().strip(),
+    "decoding-init-default": lambda: (RESULTS / "decoding_sweep_init_default.md").read_text().strip(),
     "hint-propagation": lambda: (RESULTS / "hint_propagation_sweep.md").read_text().strip(),
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.

@@ -3,8 +3,10 @@ progress, download the film; the bounds on size, length and jobs; bad clips; can
 
 from __future__ import annotations
 
+import os
 import re
 import time
+import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -108,6 +110,27 @@ def test_bad_clips_are_refused_before_they_are_queued(client, tmp_path, make, st
     path = tmp_path / "clip.mp4"
     make(path)
     assert_error(send(client, path), status, code, *words)
+
+
+def test_a_film_upload_goes_to_disk_as_it_arrives_not_into_memory(tmp_path):
+    """The film's bytes are written to its job's file as they stream in: reading a 48 MB upload grows the
+    server's Python heap (the server runs in this process) by a small part of that, where holding it
+    would take the film's size and more. Random bytes are no film: it is refused after it was read."""
+    film_size = 48 * 2**20
+    path = tmp_path / "archive-reel.mp4"
+    path.write_bytes(os.urandom(film_size))
+    with (
+        running_server(create_app(film_limits=FilmLimits(max_bytes=64 * 2**20))) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        tracemalloc.start()
+        try:
+            response = send(client, path)  # httpx streams the file from disk in small chunks
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert_error(response, 415, "unsupported_media_type", "archive-reel.mp4", "not a readable video")
+    assert peak < film_size / 8, f"{peak / 2**20:.1f} MB traced while reading a {film_size / 2**20:.0f} MB film"
 
 
 def test_bad_options_are_refused(client, tmp_path):

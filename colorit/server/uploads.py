@@ -1,9 +1,11 @@
-"""Reading a colorize request's multipart body into memory, under limits of size, pace and memory.
+"""Reading a colorize request's multipart body, under limits of size, pace and memory.
 
 Starlette's own form parser would spool files over 1 MB to a temporary file and knows no pace: here
 the body is parsed as it streams in, text fields are refused as soon as they pass their size, a file
 under another field than 'file' is named, and a client is cut off (408) when it pauses, sends too
-slowly or takes too long. Reading takes no colorize slot; what bounds it is the UploadGate: a few
+slowly or takes too long. A photo is kept in memory (it is decoded from there); a film's file part is
+written to the file its job will read as it arrives (spool_to), so that a film upload holds only its
+text fields in memory. Reading takes no colorize slot; what bounds it is the UploadGate: a few
 uploads at once per client address, and the bytes all of them hold together.
 """
 
@@ -14,7 +16,9 @@ import ipaddress
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
@@ -58,6 +62,8 @@ def wrong_field(name: str, filename: str | None) -> ApiError:
 class FormPart:
     headers: dict[str, str] = field(default_factory=dict)
     data: bytearray = field(default_factory=bytearray)
+    size: int = 0
+    sink: BinaryIO | None = None  # where a spooled part's bytes go instead of data
 
     def disposition(self) -> dict[bytes, bytes]:
         return parse_options_header(self.headers.get("content-disposition"))[1]
@@ -79,21 +85,28 @@ class FormPart:
 
     def add(self, data: bytes) -> None:
         """Append data; a text field (any part but FILE_FIELDS) may not grow past its limit."""
+        self.size += len(data)
+        if self.sink is not None:
+            # A plain write on the event loop: a chunk of a few tens of kB goes to the page cache.
+            self.sink.write(data)
+            return
         self.data.extend(data)
         if self.name not in FILE_FIELDS:
             limit = FIELD_BYTES.get(self.name, OTHER_FIELD_BYTES)
-            if len(self.data) > limit:
+            if self.size > limit:
                 if self.name not in FORM_FIELDS:  # most likely an image sent as text (curl -F 'image=<photo.jpg')
                     raise wrong_field(self.name, None)
                 raise ApiError(413, "payload_too_large", f"form field '{self.name}': larger than {limit} bytes")
 
 
 class MultipartForm:
-    """A multipart/form-data body collected in memory as it streams in."""
+    """A multipart/form-data body collected as it streams in: in memory, but for the first 'file' part when
+    spool_to is given, which is written to that file (created, never overwritten). close() closes it."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, spool_to: Path | None = None) -> None:
         self.parts: list[FormPart] = []
         self.complete = False
+        self._spool_to = spool_to
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._parser = MultipartParser(
@@ -103,8 +116,9 @@ class MultipartForm:
                 "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
                 "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
                 "on_header_end": self._end_header,
-                "on_headers_finished": lambda: self.parts[-1].check_headers(),
+                "on_headers_finished": self._headers_finished,
                 "on_part_data": lambda data, start, end: self.parts[-1].add(data[start:end]),
+                "on_part_end": self._end_part,
                 "on_end": self._end,
             },
         )
@@ -121,6 +135,25 @@ class MultipartForm:
             raise ApiError(400, "bad_request", f"more than {MAX_FORM_PARTS} parts in the form")
         self.parts.append(FormPart())
 
+    def close(self) -> None:
+        for part in self.parts:
+            self._close_sink(part)
+
+    def _headers_finished(self) -> None:
+        part = self.parts[-1]
+        part.check_headers()
+        if part.name == "file" and self._spool_to is not None:
+            part.sink = self._spool_to.open("xb")
+            self._spool_to = None  # a second file part stays in memory, to be refused with the form
+
+    def _end_part(self) -> None:
+        self._close_sink(self.parts[-1])
+
+    @staticmethod
+    def _close_sink(part: FormPart) -> None:
+        if part.sink is not None:
+            part.sink.close()
+
     def _end_header(self) -> None:
         name = self._header_field.decode("latin-1").lower()
         self.parts[-1].headers[name] = self._header_value.decode("latin-1")
@@ -134,7 +167,7 @@ class MultipartForm:
 @dataclass(frozen=True)
 class Upload:
     filename: str
-    data: bytes
+    data: bytes  # the file's bytes; empty when they were spooled to a file (read_upload's spool_to)
     fields: dict[str, str]
     references: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, bytes) of reference photos
 
@@ -265,21 +298,35 @@ async def body_chunks(request: Request, timeouts: UploadTimeouts) -> AsyncIterat
         yield chunk
 
 
-async def receive_upload(request: Request, gate: UploadGate, max_upload_bytes: int, timeouts: UploadTimeouts) -> Upload:
+async def receive_upload(
+    request: Request,
+    gate: UploadGate,
+    max_upload_bytes: int,
+    timeouts: UploadTimeouts,
+    spool_to: Path | None = None,
+) -> Upload:
     """Admits the upload through the gate and reads it; a refused one is drained first, so that the
-    client, still sending, gets the answer rather than a reset connection."""
+    client, still sending, gets the answer rather than a reset connection. spool_to: see read_upload."""
     try:
         admitted = gate.admit(client_address(request.scope))
     except ApiError:
         await drain_body(request, max_upload_bytes + FORM_FIELDS_BYTES, timeouts)
         raise
     with admitted:
-        return await read_upload(request, max_upload_bytes, timeouts, admitted)
+        return await read_upload(request, max_upload_bytes, timeouts, admitted, spool_to)
 
 
-async def read_upload(request: Request, max_upload_bytes: int, timeouts: UploadTimeouts, held: HeldUpload) -> Upload:
-    """Reads the multipart body into memory, refusing it (413) as soon as it, or a text field in it,
-    exceeds its limit, and (408) when it arrives too slowly."""
+async def read_upload(
+    request: Request,
+    max_upload_bytes: int,
+    timeouts: UploadTimeouts,
+    held: HeldUpload,
+    spool_to: Path | None = None,
+) -> Upload:
+    """Reads the multipart body, refusing it (413) as soon as it, or a text field in it, exceeds its
+    limit, and (408) when it arrives too slowly. The file part goes to spool_to when given (a new
+    file, left partly written when the upload is refused: the caller removes it), else into memory.
+    Spooled bytes still count against the gate: it bounds what uploads being read take on disk too."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
         raise ApiError(400, "bad_request", "send the image as multipart/form-data with a 'file' field")
@@ -287,8 +334,8 @@ async def read_upload(request: Request, max_upload_bytes: int, timeouts: UploadT
     declared_length = request.headers.get("content-length", "")
     if declared_length.isdigit() and int(declared_length) > body_limit:
         raise payload_too_large("upload", max_upload_bytes)
+    form = MultipartForm(params[b"boundary"], spool_to)
     try:
-        form = MultipartForm(params[b"boundary"])
         received = 0
         async for chunk in body_chunks(request, timeouts):
             # Parse no further than the limit, but that far, so that the message can name the file.
@@ -300,6 +347,8 @@ async def read_upload(request: Request, max_upload_bytes: int, timeouts: UploadT
                 raise payload_too_large(form.upload_name(), max_upload_bytes)
     except FormParserError as error:
         raise ApiError(400, "bad_request", f"malformed multipart body: {error}") from None
+    finally:
+        form.close()
     if not form.complete:
         raise ApiError(400, "bad_request", "multipart body ends before its closing boundary")
     return upload_from_parts(form.parts, max_upload_bytes)
@@ -310,7 +359,7 @@ def upload_from_parts(parts: list[FormPart], max_upload_bytes: int) -> Upload:
     if len(files) != 1:
         raise ApiError(400, "bad_request", "the form needs exactly one 'file' field holding the image")
     filename = files[0].filename or "upload"
-    if len(files[0].data) > max_upload_bytes:
+    if files[0].size > max_upload_bytes:
         raise payload_too_large(filename, max_upload_bytes)
     try:
         # A browser sends an empty string for a control left at "automatic": treat it as absent.

@@ -3,9 +3,9 @@ GET .../result (the colorized film), GET .../source (the clip as sent, for the p
 DELETE .../{id} (cancel, or forget a finished job).
 
 A film takes minutes where a photo takes a second, so it is a job and not a request. Its upload is
-read under the same pace rules as a photo's (colorit.server.uploads), with its own size limit and
-memory, then stored in a temporary folder and probed (a video stream, its frame size and length)
-before it is queued. Films run one at a time on a thread of their own, so they queue behind each
+read under the same pace rules as a photo's (colorit.server.uploads), with its own size limit, and
+written into a temporary folder as it arrives (not held in memory), then probed (a video stream, its
+frame size and length) before it is queued. Films run one at a time on a thread of their own, so they queue behind each
 other and not behind photos. At most `jobs` jobs are kept at once, queued, running or finished
 (503 beyond); a finished job's files are removed `keep_s` after it ended, or by DELETE, and all of
 them when the server stops. Job ids are random (128 bits): knowing one is the only way to a job.
@@ -286,10 +286,11 @@ def install_film_jobs(app: FastAPI, jobs: FilmJobs, upload_timeouts: UploadTimeo
         is the job, to poll at its URL (Location) until `status` is done or failed."""
         job = jobs.reserve("upload")
         try:
-            upload = await receive_upload(request, jobs.uploads, jobs.limits.max_bytes, upload_timeouts)
+            upload = await receive_upload(
+                request, jobs.uploads, jobs.limits.max_bytes, upload_timeouts, spool_to=job.source
+            )
             job.name = upload.filename
             job.options = jobs.parse_options(upload.fields, upload.filename)
-            await asyncio.to_thread(job.source.write_bytes, upload.data)
             await asyncio.to_thread(jobs.probe, job)
         except BaseException:
             jobs.forget(job)

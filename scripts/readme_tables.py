@@ -364,6 +364,25 @@ def web_load_table() -> str:
     )
 
 
+# Tables that benchmarks/ablation.py, decoding_sweep.py and hint_propagation_sweep.py write as markdown themselves,
+# by the results file each is in.
+WRITTEN_AS_MARKDOWN = {
+    "ablation-v3": "ablation_v3.md",
+    "warm-restart": "decoding_sweep_warm_restart.md",
+    "decoding-lobe": "decoding_sweep_lobe.md",
+    "decoding-undo": "decoding_sweep_undo.md",
+    "decoding-finetune": "decoding_sweep_finetune.md",
+    "working-size": "decoding_sweep_working_size.md",
+    "decoding-finetune-288": "decoding_sweep_finetune_288.md",
+    "decoding-init-default": "decoding_sweep_init_default.md",
+    "hint-propagation": "hint_propagation_sweep.md",
+}
+
+
+def written_table(results_file: str) -> Callable[[], str]:
+    return lambda: (RESULTS / results_file).read_text().strip()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "photo-val": lambda: quality_table("eval_photo_val.json", "photo-val"),
     "package-photo-val": lambda: quality_table("eval_package_photo_val.json", "package photo-val"),
@@ -376,18 +395,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "training-sources": training_sources_table,
     "models": models_table,
     "reference": reference_table,
-    # benchmarks/ablation.py, bench_video.py, decoding_sweep.py and hint_propagation_sweep.py write their tables
-    # as markdown themselves.
-    "ablation-v3": lambda: (RESULTS / "ablation_v3.md").read_text().strip(),
-    "films": lambda: (RESULTS / "video.md").read_text().split("\n", 1)[1].strip(),  # without its heading
-    "warm-restart": lambda: (RESULTS / "decoding_sweep_warm_restart.md").read_text().strip(),
-    "decoding-lobe": lambda: (RESULTS / "decoding_sweep_lobe.md").read_text().strip(),
-    "decoding-undo": lambda: (RESULTS / "decoding_sweep_undo.md").read_text().strip(),
-    "decoding-finetune": lambda: (RESULTS / "decoding_sweep_finetune.md").read_text().strip(),
-    "working-size": lambda: (RESULTS / "decoding_sweep_working_size.md").read_text().strip(),
-    "decoding-finetune-288": lambda: (RESULTS / "decoding_sweep_finetune_288.md").read_text().strip(),
-    "decoding-init-default": lambda: (RESULTS / "decoding_sweep_init_default.md").read_text().strip(),
-    "hint-propagation": lambda: (RESULTS / "hint_propagation_sweep.md").read_text().strip(),
+    # bench_video.py writes its table as markdown too, under a heading the README leaves out.
+    "films": lambda: (RESULTS / "video.md").read_text().split("\n", 1)[1].strip(),
+    **{name: written_table(results_file) for name, results_file in WRITTEN_AS_MARKDOWN.items()},
 }
 # The body may be empty (a table not yet written): it ends at the first closing marker either way.
 MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)

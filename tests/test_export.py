@@ -266,3 +266,38 @@ def test_the_decoding_sweep_ships_only_a_variant_no_worse_than_the_shipped_model
     assert sweep.choose(rows, variants, must_beat="shipped")["model"] == "better-on-all"
     del variants["better-on-all"]
     assert sweep.choose(rows, variants, must_beat="shipped")["model"] == "shipped"
+
+
+def test_averaged_checkpoints_hold_the_mean_weights_and_export_with_their_origins(photo_folder, tmp_path):
+    """scripts/average_checkpoints.py: the averaged network is the mean of the snapshots' weights, keeps the
+    latest's record, and its card names what it averaged; a checkpoint of another model is refused by name."""
+    config = tiny_config(photo_folder, tmp_path / "run", "default", steps=4)
+    config.val_every = 2
+    train(config)
+    snapshots = sorted((tmp_path / "run" / "snapshots").glob("step-*.pt"))
+    assert len(snapshots) == 2
+    script = [sys.executable, str(REPO / "scripts" / "average_checkpoints.py")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    averaged_path = tmp_path / "run" / "averaged.pt"
+    subprocess.run([*script, str(averaged_path), *map(str, snapshots)], check=True, env=env)
+    first, second = (torch.load(path, weights_only=True) for path in snapshots)
+    averaged = torch.load(averaged_path, weights_only=True)
+    assert averaged["step"] == second["step"] == 4 and "optimizer" not in averaged
+    moved = 0
+    for key, value in averaged["objective"].items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (first["objective"][key] + second["objective"][key]) / 2, msg=key)
+            moved += not torch.equal(first["objective"][key], second["objective"][key])
+        else:
+            assert torch.equal(value, second["objective"][key])
+    assert moved > 10  # the two snapshots differ, so the mean is neither
+    card = export(averaged_path, "averaged", tmp_path / "models", photo_folder / "val" / "rocket.jpg")
+    assert card["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    assert [origin["step"] for origin in card["training"]["averaged_from"]] == [2, 4]
+
+    seed_run = train(tiny_config(photo_folder, tmp_path / "seed", "seed-ae", steps=1))
+    refused = subprocess.run(
+        [*script, str(tmp_path / "mixed.pt"), str(snapshots[0]), str(seed_run)], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 1 and str(seed_run) in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "mixed.pt").exists()

@@ -198,6 +198,22 @@ def test_a_run_can_start_from_another_runs_network(photo_folder, tmp_path):
     assert second["legs"][0]["config"]["init"] == init
     with pytest.raises(ValueError, match="a seed-ae checkpoint, not default"):
         train(dataclasses.replace(tiny_config(photo_folder, tmp_path / "third", "default", steps=1), init=init))
+
+
+def test_a_run_from_init_keeps_the_network_it_started_from(photo_folder, tmp_path):
+    """A run started from --init saves its start as snapshots/step-0000000.pt, the network its training
+    moved away from (scripts/average_checkpoints.py can average back towards it); a run from scratch,
+    whose start is only ImageNet's encoder and a random decoder, does not."""
+    train(tiny_config(photo_folder, tmp_path / "first", "seed-ae", steps=2))
+    init = tmp_path / "first" / "last.pt"
+    train(dataclasses.replace(tiny_config(photo_folder, tmp_path / "second", "seed-ae", steps=2), init=str(init)))
+    first = torch.load(init, weights_only=True)["objective"]
+    start = torch.load(tmp_path / "second" / "snapshots" / "step-0000000.pt", weights_only=True)
+    trained = torch.load(tmp_path / "second" / "last.pt", weights_only=True)["objective"]
+    assert start["step"] == 0 and "optimizer" not in start and start["objective"].keys() == first.keys()
+    assert all(torch.equal(first[key], start["objective"][key]) for key in first)
+    assert not all(torch.equal(first[key], trained[key]) for key in first)
+    assert not (tmp_path / "first" / "snapshots" / "step-0000000.pt").exists()
     # From the command line, a file that is no checkpoint: one line naming it, no traceback, no run folder.
     (tmp_path / "notes.pt").write_text("not a checkpoint")
     command = [sys.executable, "-m", "colorit", "train", "--data", str(photo_folder), "--out", str(tmp_path / "fourth")]

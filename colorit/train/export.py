@@ -284,6 +284,8 @@ def write_card(
             "minutes": round(state["elapsed"] / 60, 2),  # of the exported checkpoint
             "hardware": state.get("hardware", "unknown"),
             "selected_validation": state["history"][-1] if state["history"] else None,
+            # scripts/average_checkpoints.py: the checkpoints whose mean the network is (None: one checkpoint's)
+            "averaged_from": state.get("averaged_from"),
         },
         "validation": None,  # filled by `colorit evaluate --update-cards`
     }

@@ -474,6 +474,10 @@ def train(cfg: TrainConfig) -> Path:
         torch.save(state, tmp)
         os.replace(tmp, path)
 
+    if init_weights is not None:
+        # The network a run from --init starts as (after its BatchNorm recalibration): what a fine-tune's
+        # weights can be averaged back towards (scripts/average_checkpoints.py).
+        save_checkpoint(out / SNAPSHOTS / f"step-{step:07d}.pt", resumable=False)
     set_train_mode(net, cfg.bn_stats)
     bar = tqdm(total=cfg.steps or None, initial=step, disable=rank != 0, unit="step", dynamic_ncols=True)
     progress = progress_of(step, elapsed)

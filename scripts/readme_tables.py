@@ -375,6 +375,7 @@ WRITTEN_AS_MARKDOWN = {
     "working-size": "decoding_sweep_working_size.md",
     "decoding-finetune-288": "decoding_sweep_finetune_288.md",
     "decoding-init-default": "decoding_sweep_init_default.md",
+    "decoding-soups": "decoding_sweep_soups.md",
     "hint-propagation": "hint_propagation_sweep.md",
 }
 

@@ -5,7 +5,8 @@ against training time, with the step the selection rule chose marked.
     python scripts/training_curve.py runs/v3-default --name default
 
 Reads RUN/last.pt (the history of every validation) and RUN/best.pt (the chosen step; --chosen names
-another checkpoint of the run where the decoding sweep shipped that one); writes
+another checkpoint of the run where the decoding sweep shipped that one, and an averaged checkpoint,
+scripts/average_checkpoints.py, is marked at each checkpoint it is the mean of); writes
 benchmarks/results/training_NAME.json and docs/training_NAME.png. Needs the training extra (torch).
 """
 
@@ -45,13 +46,18 @@ def main() -> None:
     parser.add_argument("--chosen", type=Path, help="the checkpoint shipped (default: RUN/best.pt)")
     args = parser.parse_args()
     last = read_checkpoint(args.run / "last.pt")
-    chosen = read_checkpoint(args.chosen or args.run / "best.pt")["step"]
+    chosen_state = read_checkpoint(args.chosen or args.run / "best.pt")
+    origins = chosen_state.get("averaged_from") or [
+        {"step": chosen_state["step"], "minutes": chosen_state["elapsed"] / 60}
+    ]
+    chosen = [origin["step"] for origin in origins]
     history = [{key: record[key] for key in KEPT if key in record} for record in last["history"]]
     result = {
         "run": args.run.name,
         "config": last["config"],
         "hardware": last.get("hardware"),
-        "chosen_step": chosen,
+        "chosen_step": chosen_state["step"],
+        "averaged_from_steps": chosen if len(origins) > 1 else None,
         "history": history,
     }
     out = REPO / "benchmarks" / "results" / f"training_{args.name}.json"
@@ -72,8 +78,10 @@ def main() -> None:
         right.plot(hours, [r["photo_hue_recall"] for r in history], label="hue-family recall %")
         right.plot(hours, [100 * r["photo_chroma_ratio"] for r in history], label="chroma, % of the truth's")
     for axis, title in ((left, "photo-val PSNR over grey's (dB)"), (right, "photo-val colour")):
-        chosen_hours = next(h for h, r in zip(hours, history) if r["step"] == chosen)
-        axis.axvline(chosen_hours, color="black", ls=":", lw=0.8, label=f"chosen (step {chosen})")
+        what = "chosen" if len(origins) == 1 else "averaged"
+        for number, origin in enumerate(origins):
+            label = f"{what} (step {', '.join(map(str, chosen))})" if number == 0 else None
+            axis.axvline(origin["minutes"] / 60, color="black", ls=":", lw=0.8, label=label)
         axis.set_xlabel("training hours")
         axis.set_title(title, fontsize=10)
         axis.legend(fontsize=8)

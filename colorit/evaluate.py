@@ -289,9 +289,16 @@ def evaluate_folder(
     files = find_images(data_dir)[:limit]
     if not files:
         raise ColoritError(f"{data_dir}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    sessions = list(
-        {session.name: session for session in map(load_model, model_names or bundled_model_names())}.values()
-    )
+    # A report keys models by their card's name: a model named twice is measured once, but two files under
+    # one name would overwrite each other's rows.
+    by_name: dict[str, ModelSession] = {}
+    for session in map(load_model, model_names or bundled_model_names()):
+        earlier = by_name.setdefault(session.name, session)
+        if Path(earlier.path).resolve() != Path(session.path).resolve():
+            raise ColoritError(
+                f"{session.path}: its card names it {session.name!r}, as {earlier.path}'s does; rename one card"
+            )
+    sessions = list(by_name.values())
     counts = sorted(set(hint_counts or ()) | {0})
     counts_of = {session.name: counts if session.accepts_hints else [0] for session in sessions}
     # Hint patches are sized for one working size, so that every model gets the same points.

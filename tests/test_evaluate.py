@@ -303,3 +303,20 @@ def test_cli_errors_are_one_line_without_traceback(photo_folder, arguments, stat
     completed = run_colorit("evaluate", *arguments, "--quiet")
     assert completed.returncode == status
     assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_two_model_files_under_one_card_name_are_refused_not_merged(photo_folder, tmp_path):
+    """A report keys models by card name: an older copy of the default whose card still says "default",
+    evaluated beside the bundled one, would silently replace it. It is one line naming both files; the same
+    model named twice is measured once."""
+    shutil.copy(MODELS_DIR / "seed-ae.onnx", tmp_path / "seed-ae-old.onnx")
+    shutil.copy(MODELS_DIR / "seed-ae.json", tmp_path / "seed-ae-old.json")  # its card's name: "seed-ae"
+    completed = run_colorit(
+        "evaluate", "--data", str(photo_folder), "--model", "seed-ae", str(tmp_path / "seed-ae-old.onnx"), "--quiet"
+    )
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert "seed-ae-old.onnx" in completed.stderr and str(MODELS_DIR / "seed-ae.onnx") in completed.stderr
+    twice = run_colorit("evaluate", "--data", str(photo_folder), "--model", "seed-ae", "seed-ae", "--quiet")
+    assert twice.returncode == 0, twice.stderr
+    assert [line.split()[0] for line in twice.stdout.splitlines()[2:] if line.strip()] == ["grey", "seed-ae"]

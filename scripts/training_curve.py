@@ -47,17 +47,16 @@ def main() -> None:
     args = parser.parse_args()
     last = read_checkpoint(args.run / "last.pt")
     chosen_state = read_checkpoint(args.chosen or args.run / "best.pt")
-    origins = chosen_state.get("averaged_from") or [
-        {"step": chosen_state["step"], "minutes": chosen_state["elapsed"] / 60}
-    ]
-    chosen = [origin["step"] for origin in origins]
+    averaged_from = chosen_state.get("averaged_from")
+    origins = averaged_from or [{"step": chosen_state["step"], "minutes": chosen_state["elapsed"] / 60}]
+    steps = [origin["step"] for origin in origins]
     history = [{key: record[key] for key in KEPT if key in record} for record in last["history"]]
     result = {
         "run": args.run.name,
         "config": last["config"],
         "hardware": last.get("hardware"),
         "chosen_step": chosen_state["step"],
-        "averaged_from_steps": chosen if len(origins) > 1 else None,
+        "averaged_from_steps": steps if averaged_from else None,
         "history": history,
     }
     out = REPO / "benchmarks" / "results" / f"training_{args.name}.json"
@@ -77,11 +76,10 @@ def main() -> None:
         left.axhline(0, color="grey", lw=0.8)
         right.plot(hours, [r["photo_hue_recall"] for r in history], label="hue-family recall %")
         right.plot(hours, [100 * r["photo_chroma_ratio"] for r in history], label="chroma, % of the truth's")
+    legend = f"{'averaged' if averaged_from else 'chosen'} (step {', '.join(map(str, steps))})"
     for axis, title in ((left, "photo-val PSNR over grey's (dB)"), (right, "photo-val colour")):
-        what = "chosen" if len(origins) == 1 else "averaged"
-        for number, origin in enumerate(origins):
-            label = f"{what} (step {', '.join(map(str, chosen))})" if number == 0 else None
-            axis.axvline(origin["minutes"] / 60, color="black", ls=":", lw=0.8, label=label)
+        for number, origin in enumerate(origins):  # one legend entry for all the marks
+            axis.axvline(origin["minutes"] / 60, color="black", ls=":", lw=0.8, label=None if number else legend)
         axis.set_xlabel("training hours")
         axis.set_title(title, fontsize=10)
         axis.legend(fontsize=8)

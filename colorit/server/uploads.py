@@ -65,6 +65,10 @@ class FormPart:
     size: int = 0
     sink: BinaryIO | None = None  # where a spooled part's bytes go instead of data
 
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+
     def disposition(self) -> dict[bytes, bytes]:
         return parse_options_header(self.headers.get("content-disposition"))[1]
 
@@ -137,7 +141,7 @@ class MultipartForm:
 
     def close(self) -> None:
         for part in self.parts:
-            self._close_sink(part)
+            part.close()
 
     def _headers_finished(self) -> None:
         part = self.parts[-1]
@@ -147,12 +151,7 @@ class MultipartForm:
             self._spool_to = None  # a second file part stays in memory, to be refused with the form
 
     def _end_part(self) -> None:
-        self._close_sink(self.parts[-1])
-
-    @staticmethod
-    def _close_sink(part: FormPart) -> None:
-        if part.sink is not None:
-            part.sink.close()
+        self.parts[-1].close()
 
     def _end_header(self) -> None:
         name = self._header_field.decode("latin-1").lower()

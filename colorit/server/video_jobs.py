@@ -5,10 +5,10 @@ DELETE .../{id} (cancel, or forget a finished job).
 A film takes minutes where a photo takes a second, so it is a job and not a request. Its upload is
 read under the same pace rules as a photo's (colorit.server.uploads), with its own size limit, and
 written into a temporary folder as it arrives (not held in memory), then probed (a video stream, its
-frame size and length) before it is queued. Films run one at a time on a thread of their own, so they queue behind each
-other and not behind photos. At most `jobs` jobs are kept at once, queued, running or finished
-(503 beyond); a finished job's files are removed `keep_s` after it ended, or by DELETE, and all of
-them when the server stops. Job ids are random (128 bits): knowing one is the only way to a job.
+frame size and length) before it is queued. Films run one at a time on a thread of their own, so they
+queue behind each other and not behind photos. At most `jobs` jobs are kept at once, queued, running
+or finished (503 beyond); a finished job's files are removed `keep_s` after it ended, or by DELETE,
+and all of them when the server stops. Job ids are random (128 bits): knowing one is the only way to a job.
 """
 
 from __future__ import annotations
